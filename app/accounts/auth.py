@@ -1,0 +1,90 @@
+"""Who is asking: session users (Flask-Login) and API bearer tokens, roles.
+
+A session stores "user_id:session_version"; suspending a user bumps the
+version, which ends every session at once. Bearer tokens are looked up by
+their SHA-256; a suspended user's tokens stop working with the same check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Flask, Request, g, request
+from flask_login import current_user
+
+from app.accounts.models import ApiToken, User, utcnow
+from app.errors import Forbidden, Unauthorized
+from app.extensions import db, login_manager
+
+
+def init_auth(app: Flask) -> None:
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.user_loader(load_session_user)
+    login_manager.request_loader(load_token_user)
+
+
+def load_session_user(user_id: str) -> User | None:
+    try:
+        raw_id, version = user_id.split(":", 1)
+        user = db.session.get(User, int(raw_id))
+    except (ValueError, TypeError):
+        return None
+    if user is None or str(user.session_version) != version or user.is_suspended:
+        return None
+    return user
+
+
+def bearer_token(req: Request) -> str | None:
+    header = req.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def load_token_user(req: Request) -> User | None:
+    raw = bearer_token(req)
+    if raw is None:
+        return None
+    token = db.session.scalars(
+        db.select(ApiToken).where(ApiToken.token_hash == ApiToken.hash(raw))
+    ).first()
+    if token is None or token.user.is_suspended:
+        return None
+    g.api_token = token
+    token.last_used_at = utcnow()
+    db.session.commit()
+    return token.user
+
+
+def current_user_or_none() -> User | None:
+    return current_user if current_user.is_authenticated else None
+
+
+def require_user() -> User:
+    """The signed-in user, or Unauthorized (401)."""
+    user = current_user_or_none()
+    if user is None:
+        if bearer_token(request) is not None:
+            raise Unauthorized("The API token is invalid or revoked.", code="bad_token")
+        raise Unauthorized("Sign in or send an API token.")
+    return user
+
+
+def role_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Deny by default: only users with one of `roles` get through (401/403 otherwise)."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            user = require_user()
+            if user.role not in roles:
+                raise Forbidden("You do not have permission to do that.")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -1,0 +1,66 @@
+"""Account operations shared by the browser, the API and the CLI."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from app.accounts.models import ApiToken, User
+from app.errors import Conflict, Invalid, Unauthorized
+from app.extensions import db
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,40}$")
+PASSWORD_MIN, PASSWORD_MAX = 8, 200
+
+
+def register_user(username: Any, password: Any) -> User:
+    """Create a writer; 422 for a bad name or password, 409 if the name is taken."""
+    if not isinstance(username, str) or not USERNAME.match(username):
+        raise Invalid(
+            "username must be 3-40 letters, digits, '.', '_' or '-'.", field="username"
+        )
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise Invalid(
+            f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters.", field="password"
+        )
+    if db.session.scalars(db.select(User).where(User.username == username)).first():
+        raise Conflict("That username is taken.", code="username_taken")
+    user = User(username=username)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def authenticate(username: Any, password: Any) -> User:
+    """The user with these credentials, or 401; suspended users are refused."""
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise Unauthorized("Wrong username or password.", code="bad_credentials")
+    user = db.session.scalars(db.select(User).where(User.username == username)).first()
+    if user is None or not user.check_password(password):
+        raise Unauthorized("Wrong username or password.", code="bad_credentials")
+    if user.is_suspended:
+        raise Unauthorized("This account is suspended.", code="suspended")
+    return user
+
+
+def issue_token(user: User) -> str:
+    token, raw = ApiToken.issue(user)
+    db.session.add(token)
+    db.session.commit()
+    return raw
+
+
+def revoke_token(token: ApiToken) -> None:
+    db.session.delete(token)
+    db.session.commit()
+
+
+def suspend_user(user: User, suspended: bool) -> None:
+    """Suspend or unsuspend; suspension ends sessions and tokens at once."""
+    user.is_suspended = suspended
+    if suspended:
+        user.session_version += 1
+        for token in list(user.tokens):
+            db.session.delete(token)
+    db.session.commit()

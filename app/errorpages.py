@@ -1,0 +1,77 @@
+"""Errors rendered by what the client wants: JSON under /api (or Accept: JSON), HTML otherwise."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app.errors import RelayError
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None, **details):
+    """One error, as JSON {"error": {...}} or as the error page."""
+    if wants_json():
+        response = jsonify({"error": {"code": code, "message": message, **details}})
+    else:
+        response = render_template("error.html", status=status, message=message), status
+        response = _as_response(response)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _as_response(value):
+    from flask import make_response
+
+    return make_response(value)
+
+
+def init_error_handlers(app: Flask) -> None:
+    @app.errorhandler(RelayError)
+    def _relay_error(exc: RelayError):
+        headers = {}
+        if getattr(exc, "retry_after", None):
+            headers["Retry-After"] = str(exc.retry_after)
+        return error_response(exc.status, exc.code, exc.message, headers, **exc.details)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError):
+        return error_response(400, "csrf_failed", "The form expired or its CSRF token is missing; reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        headers = {}
+        if status == 429:
+            headers["Retry-After"] = "60"
+        message = exc.description or exc.name
+        return error_response(status, _CODES.get(status, "error"), message, headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return error_response(500, "internal_error", "Something went wrong on our side.")

@@ -1,0 +1,5 @@
+"""`flask jobs ...`: inspect and requeue generation jobs."""
+
+from flask.cli import AppGroup
+
+jobs_cli = AppGroup("jobs", help="Inspect and requeue generation jobs.")

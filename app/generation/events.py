@@ -1,0 +1,92 @@
+"""Story events fanned out to SSE subscribers.
+
+Event kinds: turn_created, generation_started, generation_delta, generation_done,
+generation_failed, turn_hidden, turn_restored, story_updated. Each event is a
+JSON-serialisable dict with at least "type" and "story_id".
+
+The embedded mode uses InMemoryEventBus (one process); the scaled mode backs
+the same interface with Redis pub/sub.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from flask import current_app
+
+Event = dict[str, Any]
+
+
+class Subscription(Protocol):
+    def get(self, timeout: float) -> Event | None:
+        """Next event, or None when timeout passes with nothing."""
+
+    def close(self) -> None: ...
+
+
+class EventBus(Protocol):
+    def publish(self, story_id: int, event: Event) -> None: ...
+
+    def subscribe(self, story_id: int) -> Subscription: ...
+
+
+class _QueueSubscription:
+    def __init__(self, bus: InMemoryEventBus, story_id: int) -> None:
+        self._bus = bus
+        self.story_id = story_id
+        self.queue: queue.Queue[Event] = queue.Queue(maxsize=10_000)
+
+    def get(self, timeout: float) -> Event | None:
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self._bus._remove(self)
+
+    def __iter__(self) -> Iterator[Event]:  # convenience for tests
+        while (event := self.get(timeout=5)) is not None:
+            yield event
+
+
+class InMemoryEventBus:
+    """Thread-safe fan-out to subscribers in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: dict[int, list[_QueueSubscription]] = {}
+
+    def publish(self, story_id: int, event: Event) -> None:
+        event = {"story_id": story_id, **event}
+        with self._lock:
+            subs = list(self._subs.get(story_id, ()))
+        for sub in subs:
+            try:
+                sub.queue.put_nowait(event)
+            except queue.Full:  # a stuck reader must not block the writer
+                pass
+
+    def subscribe(self, story_id: int) -> _QueueSubscription:
+        sub = _QueueSubscription(self, story_id)
+        with self._lock:
+            self._subs.setdefault(story_id, []).append(sub)
+        return sub
+
+    def _remove(self, sub: _QueueSubscription) -> None:
+        with self._lock:
+            subs = self._subs.get(sub.story_id, [])
+            if sub in subs:
+                subs.remove(sub)
+
+
+def get_event_bus() -> EventBus:
+    return current_app.extensions["relay.events"]
+
+
+def publish(story_id: int, event_type: str, **data: Any) -> None:
+    """Publish one event on the current app's bus."""
+    get_event_bus().publish(story_id, {"type": event_type, **data})

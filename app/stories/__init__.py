@@ -1,0 +1,1 @@
+"""Stories: Story, Turn, GenerationJob, the relay rules, reader/writer views, export."""

@@ -1,0 +1,116 @@
+"""Story, Participant, Turn and GenerationJob rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.accounts.models import User, utcnow
+from app.extensions import db
+
+LANGUAGES = ("en", "ko")
+POLICIES = ("open", "round_robin")
+STATUSES = ("open", "locked", "finished")
+JOB_STATES = ("queued", "running", "done", "failed")
+PENDING_STATES = ("queued", "running")
+
+
+class Story(db.Model):
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8))
+    model_key: Mapped[str] = mapped_column(String(64))
+    opening: Mapped[str] = mapped_column(Text)
+    policy: Mapped[str] = mapped_column(String(16), default="open")
+    preset: Mapped[str] = mapped_column(String(16), default="balanced")
+    max_new_tokens: Mapped[int] = mapped_column(default=80)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # Number of turns ever appended (hidden ones included): positions run 1..last_position.
+    last_position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    owner: Mapped[User] = relationship()
+    turns: Mapped[list[Turn]] = relationship(
+        back_populates="story", order_by="Turn.position", cascade="all, delete-orphan"
+    )
+    participants: Mapped[list[Participant]] = relationship(
+        order_by="Participant.id", cascade="all, delete-orphan"
+    )
+
+
+class Participant(db.Model):
+    """A writer who joined a story; join order drives the round-robin policy."""
+
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("story_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class Turn(db.Model):
+    __tablename__ = "turns"
+    __table_args__ = (UniqueConstraint("story_id", "position", name="uq_turns_story_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(8))  # "human" | "ai"
+    text: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    # For an AI turn: the human turn it answers.
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id"), default=None)
+    model_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    hidden: Mapped[bool] = mapped_column(default=False)
+    hidden_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    hidden_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    hidden_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    story: Mapped[Story] = relationship(back_populates="turns")
+    author: Mapped[User | None] = relationship(foreign_keys=[author_id])
+
+    @property
+    def credit(self) -> str:
+        if self.kind == "ai":
+            return f"the model ({self.model_key})" if self.model_key else "the model"
+        return self.author.username if self.author else "unknown"
+
+
+class GenerationJob(db.Model):
+    """One durable request for one AI turn; the source of truth in every run mode."""
+
+    __tablename__ = "generation_jobs"
+    __table_args__ = (Index("ix_jobs_story_status", "story_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    reply_to_id: Mapped[int] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Set in the transaction that marks the job done: appending is idempotent through it.
+    turn_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id"), default=None)
+    worker: Mapped[str | None] = mapped_column(String(120), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    story: Mapped[Story] = relationship()
+    reply_to: Mapped[Turn] = relationship(foreign_keys=[reply_to_id])
+    turn: Mapped[Turn | None] = relationship(foreign_keys=[turn_id])
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING_STATES

@@ -1,0 +1,108 @@
+"""Field validation for stories and turns: lengths, choices, text clean-up.
+
+Raises app.errors.Invalid (422) with the offending field named; nothing is
+stored when validation fails because it runs before any write.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from flask import current_app
+
+from app.errors import Invalid
+from app.stories.models import LANGUAGES, POLICIES
+
+PRESETS = ("careful", "balanced", "wild")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_SPACE_RUNS = re.compile(r"[ \t]+\n")
+
+
+def clean_text(value: Any, field: str, max_chars: int, required: bool = True) -> str:
+    """NFC-normalise, drop control characters, trim; enforce length."""
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise Invalid(f"{field} must be a string.", field=field)
+    text = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text)
+    text = _BLANK_RUNS.sub("\n\n", _SPACE_RUNS.sub("\n", text)).strip()
+    if required and not text:
+        raise Invalid(f"{field} must not be empty.", field=field)
+    if len(text) > max_chars:
+        raise Invalid(
+            f"{field} is {len(text)} characters; the limit is {max_chars}.",
+            field=field,
+            limit=max_chars,
+        )
+    return text
+
+
+def choice(value: Any, field: str, options: tuple[str, ...], default: str | None = None) -> str:
+    if value in (None, "") and default is not None:
+        return default
+    if not isinstance(value, str) or value not in options:
+        raise Invalid(f"{field} must be one of: {', '.join(options)}.", field=field)
+    return value
+
+
+def bounded_int(value: Any, field: str, low: int, high: int, default: int) -> int:
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool):
+        raise Invalid(f"{field} must be an integer.", field=field)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise Invalid(f"{field} must be an integer.", field=field) from None
+    if isinstance(value, float) and value != number:
+        raise Invalid(f"{field} must be an integer.", field=field)
+    if not low <= number <= high:
+        raise Invalid(f"{field} must be between {low} and {high}.", field=field)
+    return number
+
+
+def model_for(language: str, model_key: Any) -> str:
+    """The model key for a story: the one asked for, or the language's default."""
+    registry = current_app.config["RELAY_MODELS"]
+    if model_key in (None, ""):
+        if language not in registry:
+            raise Invalid(f"No default model is configured for {language!r}.", field="model")
+        return language
+    if not isinstance(model_key, str) or model_key not in registry:
+        raise Invalid(
+            f"Unknown model; configured: {', '.join(sorted(registry))}.", field="model"
+        )
+    return model_key
+
+
+def story_fields(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
+    """Validate the user-settable fields of a story. partial=True for PATCH."""
+    cfg = current_app.config
+    out: dict[str, Any] = {}
+    if not partial or "title" in data:
+        out["title"] = clean_text(data.get("title"), "title", cfg["TITLE_MAX_CHARS"])
+    if not partial or "language" in data:
+        out["language"] = choice(data.get("language"), "language", LANGUAGES)
+    if not partial or "opening" in data:
+        out["opening"] = clean_text(data.get("opening"), "opening", cfg["OPENING_MAX_CHARS"])
+    if not partial or "policy" in data:
+        out["policy"] = choice(data.get("policy"), "policy", POLICIES, default="open")
+    if not partial or "preset" in data:
+        out["preset"] = choice(data.get("preset"), "preset", PRESETS, default="balanced")
+    if not partial or "max_new_tokens" in data:
+        out["max_new_tokens"] = bounded_int(
+            data.get("max_new_tokens"),
+            "max_new_tokens",
+            cfg["AI_TOKENS_MIN"],
+            cfg["AI_TOKENS_MAX"],
+            default=min(80, cfg["AI_TOKENS_MAX"]),
+        )
+    if not partial:
+        out["model_key"] = model_for(out["language"], data.get("model"))
+    elif "model" in data:
+        raise Invalid("A story's model cannot be changed after it starts.", field="model")
+    return out

@@ -1,0 +1,17 @@
+"""gunicorn settings: threaded workers so SSE streams don't starve the app.
+
+The model is loaded lazily inside each worker (never in the forking master).
+Embedded mode (SQLite + in-process generation) must run exactly one worker;
+the scaled mode can run many (WEB_CONCURRENCY).
+"""
+
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:5000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "32"))
+timeout = 120
+graceful_timeout = 20
+preload_app = False
+accesslog = "-"
