@@ -1,0 +1,74 @@
+"""Story export as plain text or Markdown: the opening, then each visible turn, credited.
+
+Hidden turns are left out (they have left the story). Turn text is written as
+is in plain text; in Markdown it is escaped so that a writer's paragraph cannot
+turn into headings, links or raw HTML in whatever renders the file.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from app.stories.models import Story, Turn
+from app.stories.relay import visible_turns
+
+FORMATS = {"txt": "text/plain; charset=utf-8", "md": "text/markdown; charset=utf-8"}
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~])")
+_FILENAME_UNSAFE = re.compile(r"[^\w\-]+", re.UNICODE)
+
+
+def export_story(story: Story, fmt: str) -> tuple[str, str, str]:
+    """(text, mimetype, filename) for the story in `fmt` ("txt" or "md").
+
+    Raises app.errors.Invalid for an unknown format.
+    """
+    if fmt not in FORMATS:
+        from app.errors import Invalid
+
+        raise Invalid(f"format must be one of: {', '.join(FORMATS)}.", field="format")
+    turns = visible_turns(story)
+    text = _markdown(story, turns) if fmt == "md" else _plain(story, turns)
+    return text, FORMATS[fmt], f"{_slug(story.title, story.id)}.{fmt}"
+
+
+def credit_line(turn: Turn) -> str:
+    """Who wrote a turn, as a reader sees it: "written by alice" or "written by the model (en)"."""
+    return f"written by {turn.credit}"
+
+
+def _plain(story: Story, turns: list[Turn]) -> str:
+    owner = story.owner.username if story.owner else "unknown"
+    parts = [story.title, "=" * min(len(story.title), 72), ""]
+    parts += [story.opening, f"    [opening, {owner}]", ""]
+    for turn in turns:
+        parts += [turn.text, f"    [{turn.position}, {credit_line(turn)}]", ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _markdown(story: Story, turns: list[Turn]) -> str:
+    owner = story.owner.username if story.owner else "unknown"
+    parts = [f"# {_md_escape(story.title)}", ""]
+    parts += [f"*Language: {story.language} · model: {_md_escape(story.model_key)}*", ""]
+    parts += [_md_paragraph(story.opening), "", f"<sub>opening, {_md_escape(owner)}</sub>", ""]
+    for turn in turns:
+        parts += [_md_paragraph(turn.text), ""]
+        parts += [f"<sub>{turn.position}, {_md_escape(credit_line(turn))}</sub>", ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _md_paragraph(text: str) -> str:
+    # Keep the writer's line breaks inside a paragraph (two trailing spaces = <br>).
+    lines = [_md_escape(line) + ("  " if line else "") for line in text.split("\n")]
+    return "\n".join(lines).rstrip()
+
+
+def _slug(title: str, story_id: int) -> str:
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = _FILENAME_UNSAFE.sub("-", ascii_title).strip("-").lower()[:60]
+    return f"story-{story_id}-{slug}" if slug else f"story-{story_id}"
