@@ -28,7 +28,10 @@ def wants_json() -> bool:
     if request.path.startswith("/api/"):
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None, **details):
@@ -60,7 +63,11 @@ def init_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError):
-        return error_response(400, "csrf_failed", "The form expired or its CSRF token is missing; reload the page and try again.")
+        return error_response(
+            400,
+            "csrf_failed",
+            "The form expired or its CSRF token is missing; reload the page and try again.",
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -19,7 +19,7 @@ TINY_TEXT = (
     "Once upon a time there was a lighthouse keeper who wrote letters to the sea. "
     "The waves answered in salt and foam, and nobody believed him. "
     "옛날 옛적에 바다에 편지를 쓰는 등대지기가 살았습니다. 파도는 소금과 거품으로 대답했습니다. "
-    "She said: \"Come in, it's cold!\" 🙂 He laughed.\n\n"
+    'She said: "Come in, it\'s cold!" 🙂 He laughed.\n\n'
 ) * 20
 
 
@@ -127,7 +127,9 @@ class Factory:
         self.app = app
         self._n = 0
 
-    def user(self, username: str | None = None, role: str = "writer", password: str = "password123"):
+    def user(
+        self, username: str | None = None, role: str = "writer", password: str = "password123"
+    ):
         from app.accounts.service import register_user
         from app.extensions import db
 

@@ -16,9 +16,7 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 200
 def register_user(username: Any, password: Any) -> User:
     """Create a writer; 422 for a bad name or password, 409 if the name is taken."""
     if not isinstance(username, str) or not USERNAME.match(username):
-        raise Invalid(
-            "username must be 3-40 letters, digits, '.', '_' or '-'.", field="username"
-        )
+        raise Invalid("username must be 3-40 letters, digits, '.', '_' or '-'.", field="username")
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise Invalid(
             f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters.", field="password"

@@ -24,6 +24,7 @@ from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story
 from app.stories.serialize import job_dict, turn_dict
 from app.stories.validation import clean_text, story_fields
 
+
 def get_story(story_id: int) -> Story:
     story = db.session.get(Story, story_id)
     if story is None:
@@ -268,7 +269,9 @@ def _check_open(story: Story) -> None:
 
 def _check_position(story: Story, expected: int) -> None:
     if expected != story.last_position:
-        missed = [turn_dict(t) for t in visible_turns(story, since=min(expected, story.last_position))]
+        missed = [
+            turn_dict(t) for t in visible_turns(story, since=min(expected, story.last_position))
+        ]
         raise Conflict(
             f"The story moved on: it has {story.last_position} turns, you saw {expected}.",
             code="stale_position",
@@ -301,7 +304,9 @@ def _check_turn_order(story: Story, user: User) -> None:
         .limit(1)
     ).first()
     if last_human == user.id:
-        raise Conflict("You wrote the last paragraph; let someone else go next.", code="not_your_turn")
+        raise Conflict(
+            "You wrote the last paragraph; let someone else go next.", code="not_your_turn"
+        )
 
 
 def _check_room(story: Story) -> None:
@@ -314,7 +319,9 @@ def _check_queue_room() -> None:
         select(func.count(GenerationJob.id)).where(GenerationJob.status.in_(PENDING_STATES))
     )
     if queued >= current_app.config["QUEUE_MAX"]:
-        raise Unavailable("The model is busy; try again shortly.", retry_after=10, code="queue_full")
+        raise Unavailable(
+            "The model is busy; try again shortly.", retry_after=10, code="queue_full"
+        )
 
 
 def _turn_at(story: Story, position: int) -> Turn:

@@ -73,9 +73,7 @@ def model_for(language: str, model_key: Any) -> str:
             raise Invalid(f"No default model is configured for {language!r}.", field="model")
         return language
     if not isinstance(model_key, str) or model_key not in registry:
-        raise Invalid(
-            f"Unknown model; configured: {', '.join(sorted(registry))}.", field="model"
-        )
+        raise Invalid(f"Unknown model; configured: {', '.join(sorted(registry))}.", field="model")
     return model_key
 
 
