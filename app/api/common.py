@@ -1,0 +1,101 @@
+"""What every API resource shares: the JSON body, query numbers, CSRF, rate-limit keys.
+
+Resources stay thin: they read input here, call the service modules
+(app/stories/relay.py, app/accounts/service.py) and serialise with
+app/stories/serialize.py. Every error is an app.errors.RelayError, rendered by
+app/errorpages.py as {"error": {"code", "message", ...}}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+from sqlalchemy import func, select
+
+from app.accounts.auth import bearer_token, current_user_or_none
+from app.errors import BadRequest, Invalid
+from app.extensions import csrf, db
+from app.stories.models import Turn
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
+
+
+def json_body(allowed: tuple[str, ...] | None = None, required: bool = True) -> dict[str, Any]:
+    """The request's JSON object; 400 for a wrong content type, bad JSON or a non-object.
+
+    With `allowed`, an unknown key is a 422 naming it (a typo never passes silently).
+    With required=False, an empty body counts as {}.
+    """
+    if not required and not request.content_length and not request.data:
+        return {}
+    if not request.is_json:
+        raise BadRequest("Send a JSON object with Content-Type: application/json.", code="not_json")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise BadRequest("The body is not valid JSON.", code="malformed_json")
+    if not isinstance(data, dict):
+        raise BadRequest("The body must be a JSON object.", code="not_an_object")
+    if allowed is not None:
+        for key in data:
+            if key not in allowed:
+                raise Invalid(f"Unknown field {key!r}; allowed: {', '.join(allowed)}.", field=key)
+    return data
+
+
+def query_int(name: str, default: int, low: int, high: int | None = None) -> int:
+    """An integer query argument within bounds, or 422 naming it."""
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        number = int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be an integer.", field=name) from None
+    if number < low or (high is not None and number > high):
+        bound = f"between {low} and {high}" if high is not None else f"{low} or more"
+        raise Invalid(f"{name} must be {bound}.", field=name)
+    return number
+
+
+def visible_turn_counts(story_ids: list[int]) -> dict[int, int]:
+    """Number of visible turns per story, in one query."""
+    if not story_ids:
+        return {}
+    rows = db.session.execute(
+        select(Turn.story_id, func.count(Turn.id))
+        .where(Turn.story_id.in_(story_ids), Turn.hidden.is_(False))
+        .group_by(Turn.story_id)
+    )
+    counts = dict.fromkeys(story_ids, 0)
+    counts.update({story_id: count for story_id, count in rows})
+    return counts
+
+
+def sees_hidden() -> bool:
+    """Moderators and admins see hidden turns (flagged as such); readers do not."""
+    user = current_user_or_none()
+    return bool(user and user.is_moderator)
+
+
+def turns_limit() -> str:
+    return current_app.config["RATELIMIT_TURNS"]
+
+
+def login_limit() -> str:
+    return current_app.config["RATELIMIT_LOGIN"]
+
+
+def csrf_for_session_users() -> None:
+    """Unsafe calls made with the browser's session cookie must carry X-CSRFToken.
+
+    Bearer-token calls are exempt (a cross-site page cannot set Authorization),
+    and so are calls with no session user: they can only act through the
+    credentials in their own JSON body, which a cross-site form cannot send.
+    """
+    if request.method in SAFE_METHODS or not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
+    if bearer_token(request) is not None or current_user_or_none() is None:
+        return
+    csrf.protect()

@@ -1,0 +1,49 @@
+"""/health (liveness, touches nothing) and /ready (database and models)."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_restx import Namespace, Resource
+from sqlalchemy import text
+
+from app.api import schemas
+from app.api.model_list import model_listing
+from app.errors import Unavailable
+from app.extensions import db
+
+ns = Namespace("health", path="/", description="Liveness and readiness probes")
+
+
+@ns.route("/health")
+class Health(Resource):
+    @ns.doc(security=[])
+    @ns.response(200, "The process is up")
+    def get(self):
+        """Liveness: answers without touching the database or the models."""
+        return {"status": "ok"}
+
+
+@ns.route("/ready")
+class Ready(Resource):
+    @ns.doc(security=[])
+    @ns.response(200, "Database reachable and every configured model loadable")
+    @ns.response(503, "Not ready; error.checks says what failed", schemas.Error)
+    def get(self):
+        """Readiness: one database query and a look at every configured model."""
+        checks = {"database": _database_problem()}
+        checks.update({f"model:{m['key']}": m["problem"] for m in model_listing()})
+        failed = {name: problem for name, problem in checks.items() if problem}
+        if failed:
+            raise Unavailable("Not ready.", retry_after=5, code="not_ready", checks=failed)
+        return {"status": "ready", "checks": dict.fromkeys(checks, "ok")}
+
+
+def _database_problem() -> str | None:
+    try:
+        db.session.execute(text("SELECT 1"))
+        db.session.rollback()
+    except Exception as exc:  # any driver error means "not ready", never a 500
+        db.session.rollback()
+        current_app.logger.warning("readiness: database check failed: %s", exc)
+        return f"database unreachable: {type(exc).__name__}"
+    return None

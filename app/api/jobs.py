@@ -1,0 +1,26 @@
+"""/jobs/<id>: the state of one generation job (queued, running, done, failed)."""
+
+from __future__ import annotations
+
+from flask_restx import Namespace, Resource
+
+from app.api import schemas
+from app.errors import NotFound
+from app.extensions import db
+from app.stories.models import GenerationJob
+from app.stories.serialize import job_dict
+
+ns = Namespace("jobs", description="Generation jobs")
+
+
+@ns.route("/<int:job_id>")
+class JobItem(Resource):
+    @ns.doc(security=[])
+    @ns.response(200, "The job; turn_id is set once its AI turn is appended", schemas.JobOut)
+    @ns.response(404, "No such job", schemas.Error)
+    def get(self, job_id: int):
+        """One generation job."""
+        job = db.session.get(GenerationJob, job_id)
+        if job is None:
+            raise NotFound(f"Job {job_id} does not exist.")
+        return job_dict(job)

@@ -1,0 +1,188 @@
+"""/stories: list, create, read, change and delete stories; join; live events; export."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+from urllib.parse import quote
+
+from flask import Response, request
+from flask_restx import Namespace, Resource
+from sqlalchemy import select
+
+from app.accounts.auth import require_user
+from app.api import schemas
+from app.api.common import PER_PAGE_DEFAULT, PER_PAGE_MAX, json_body, query_int, visible_turn_counts
+from app.errors import Invalid, Unavailable
+from app.extensions import db
+from app.stories import relay
+from app.stories.models import STATUSES, Story
+from app.stories.serialize import story_dict
+from app.stories.validation import choice
+
+ns = Namespace("stories", description="Stories, participants, live events and export")
+
+STORY_FIELDS = ("title", "language", "opening", "policy", "preset", "model", "max_new_tokens")
+PATCH_FIELDS = ("title", "language", "opening", "policy", "preset", "max_new_tokens", "status")
+EXPORT_FORMATS = ("txt", "md")
+
+
+def story_out(story: Story) -> dict[str, Any]:
+    return story_dict(story, turn_count=visible_turn_counts([story.id])[story.id])
+
+
+@ns.route("")
+class StoryList(Resource):
+    @ns.doc(security=[], params={"page": "1 or more", "per_page": f"1-{PER_PAGE_MAX}"})
+    @ns.response(200, "A page of stories, most recently active first", schemas.StoryPage)
+    @ns.response(422, "Bad page or per_page", schemas.Error)
+    def get(self):
+        """List stories, paginated, with their visible turn counts and last activity."""
+        page = query_int("page", 1, low=1)
+        per_page = query_int("per_page", PER_PAGE_DEFAULT, low=1, high=PER_PAGE_MAX)
+        result = db.paginate(
+            select(Story).order_by(Story.updated_at.desc(), Story.id.desc()),
+            page=page,
+            per_page=per_page,
+            error_out=False,
+        )
+        counts = visible_turn_counts([story.id for story in result.items])
+        return {
+            "stories": [story_dict(s, turn_count=counts[s.id]) for s in result.items],
+            "page": page,
+            "per_page": per_page,
+            "pages": result.pages,
+            "total": result.total,
+        }
+
+    @ns.expect(schemas.StoryIn)
+    @ns.response(201, "Created", schemas.StoryOut)
+    @ns.response(400, "Not a JSON object", schemas.Error)
+    @ns.response(401, "No or bad token", schemas.Error)
+    @ns.response(422, "Invalid field (error.field names it)", schemas.Error)
+    def post(self):
+        """Start a story; its owner is its first participant."""
+        user = require_user()
+        story = relay.create_story(user, json_body(STORY_FIELDS))
+        return story_out(story), 201, {"Location": f"{request.base_url}/{story.id}"}
+
+
+@ns.route("/<int:story_id>")
+@ns.response(404, "No such story", schemas.Error)
+class StoryItem(Resource):
+    @ns.doc(security=[])
+    @ns.response(200, "The story", schemas.StoryOut)
+    def get(self, story_id: int):
+        """One story."""
+        return story_out(relay.get_story(story_id))
+
+    @ns.expect(schemas.StoryPatch)
+    @ns.response(200, "Changed", schemas.StoryOut)
+    @ns.response(400, "Not a JSON object", schemas.Error)
+    @ns.response(401, "No or bad token", schemas.Error)
+    @ns.response(403, "Not the owner, a moderator or an admin", schemas.Error)
+    @ns.response(422, "Invalid field (a story's model cannot change)", schemas.Error)
+    def patch(self, story_id: int):
+        """Change a story's fields or status (owner, moderator or admin)."""
+        user = require_user()
+        data = json_body(PATCH_FIELDS + ("model",))
+        status = data.pop("status", None)
+        if status is not None:
+            choice(status, "status", STATUSES)
+        if data or status is None:
+            relay.update_story(story_id, user, data)
+        if status is not None:
+            relay.set_status(story_id, user, status)
+        return story_out(relay.get_story(story_id))
+
+    @ns.response(204, "Deleted")
+    @ns.response(401, "No or bad token", schemas.Error)
+    @ns.response(403, "Not the owner, a moderator or an admin", schemas.Error)
+    def delete(self, story_id: int):
+        """Delete a story with its turns and jobs (owner, moderator or admin)."""
+        relay.delete_story(story_id, require_user())
+        return "", 204
+
+
+@ns.route("/<int:story_id>/participants")
+@ns.response(404, "No such story", schemas.Error)
+class StoryParticipants(Resource):
+    @ns.doc(security=[])
+    @ns.response(200, "Participants in round-robin order", schemas.Participants)
+    def get(self, story_id: int):
+        """Who takes part, in join order, and whose turn it is (round robin)."""
+        return participants_out(relay.get_story(story_id))
+
+    @ns.response(201, "Joined", schemas.Participants)
+    @ns.response(200, "Already a participant", schemas.Participants)
+    @ns.response(401, "No or bad token", schemas.Error)
+    def post(self, story_id: int):
+        """Join a story; join order is the round-robin order."""
+        user = require_user()
+        already = any(p.user_id == user.id for p in relay.get_story(story_id).participants)
+        relay.join_story(story_id, user)
+        return participants_out(relay.get_story(story_id)), 200 if already else 201
+
+
+def participants_out(story: Story) -> dict[str, Any]:
+    next_id = relay.next_writer_id(story) if story.policy == "round_robin" else None
+    names = {p.user_id: p.user.username for p in story.participants}
+    return {
+        "story_id": story.id,
+        "participants": list(names.values()),
+        "next_writer": names.get(next_id),
+    }
+
+
+@ns.route("/<int:story_id>/events")
+@ns.response(404, "No such story", schemas.Error)
+class StoryEvents(Resource):
+    @ns.doc(
+        security=[],
+        params={"Last-Event-ID": {"in": "header", "description": "Resume after this event"}},
+    )
+    @ns.produces(["text/event-stream"])
+    @ns.response(200, "Server-Sent Events: turn_created, generation_delta, generation_done, ...")
+    @ns.response(503, "Live events unavailable", schemas.Error)
+    def get(self, story_id: int) -> Response:
+        """Live events of a story as Server-Sent Events."""
+        relay.get_story(story_id)
+        try:
+            from app.generation.sse import event_stream
+        except ImportError:
+            raise Unavailable(
+                "Live events are not available yet.", code="events_unavailable"
+            ) from None
+        last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+        return event_stream(story_id, last_event_id)
+
+
+@ns.route("/<int:story_id>/export")
+@ns.response(404, "No such story", schemas.Error)
+class StoryExport(Resource):
+    @ns.doc(security=[], params={"format": "txt (default) or md"})
+    @ns.produces(["text/plain", "text/markdown"])
+    @ns.response(200, "The story's visible text, each turn credited")
+    @ns.response(422, "Unknown format", schemas.Error)
+    def get(self, story_id: int) -> Response:
+        """Download a story as plain text or Markdown (hidden turns left out)."""
+        fmt = request.args.get("format", "txt")
+        if fmt not in EXPORT_FORMATS:
+            raise Invalid("format must be txt or md.", field="format")
+        story = relay.get_story(story_id)
+        from app.stories.export import export_story
+
+        text, mimetype, filename = export_story(story, fmt)
+        response = Response(text, mimetype=mimetype)
+        response.headers.set("Content-Disposition", "attachment", **_filename_options(filename))
+        return response
+
+
+def _filename_options(filename: str) -> dict[str, str]:
+    """RFC 6266 filename parameters; non-ASCII titles (Korean) go in filename*."""
+    try:
+        filename.encode("ascii")
+        return {"filename": filename}
+    except UnicodeEncodeError:
+        plain = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+        return {"filename": plain or "story", "filename*": f"UTF-8''{quote(filename)}"}

@@ -1,0 +1,86 @@
+"""/stories/<id>/turns: read turns, append a human turn, regenerate the model's turn.
+
+A new turn is answered by the model asynchronously: POST returns 202 Accepted
+with the human turn and the queued job; poll GET /jobs/<id> or listen to
+GET /stories/<id>/events for the AI turn.
+"""
+
+from __future__ import annotations
+
+from flask import request
+from flask_restx import Namespace, Resource
+
+from app.accounts.auth import require_user
+from app.api import schemas
+from app.api.common import json_body, query_int, sees_hidden, turns_limit
+from app.extensions import limiter
+from app.stories import relay
+from app.stories.serialize import job_dict, turn_dict
+
+ns = Namespace("turns", path="/stories", description="Turns of a story")
+
+TURN_FIELDS = ("text", "expected_position")
+CONFLICTS = (
+    "Conflict; error.code says why: stale_position (with last_position and the missed "
+    "turns), generation_pending, not_your_turn, not_a_participant, story_locked, "
+    "story_finished, story_full"
+)
+
+
+def _jobs_url(job_id: int) -> str:
+    return f"{request.host_url.rstrip('/')}/api/v1/jobs/{job_id}"
+
+
+@ns.route("/<int:story_id>/turns")
+@ns.response(404, "No such story", schemas.Error)
+class TurnList(Resource):
+    @ns.doc(security=[], params={"since": "Only turns after this position (default 0)"})
+    @ns.response(200, "Turns after `since`; moderators also get hidden ones", schemas.TurnList)
+    @ns.response(422, "Bad since", schemas.Error)
+    def get(self, story_id: int):
+        """Visible turns after position `since`, and the position to send next."""
+        since = query_int("since", 0, low=0)
+        story = relay.get_story(story_id)
+        turns = relay.visible_turns(story, since=since, include_hidden=sees_hidden())
+        pending = relay.pending_job(story)
+        return {
+            "story_id": story.id,
+            "last_position": story.last_position,
+            "pending_job": job_dict(pending) if pending else None,
+            "turns": [turn_dict(turn) for turn in turns],
+        }
+
+    @ns.expect(schemas.TurnIn)
+    @ns.response(202, "Accepted: the model's answer is queued", schemas.TurnAccepted)
+    @ns.response(400, "Not a JSON object", schemas.Error)
+    @ns.response(401, "No or bad token", schemas.Error)
+    @ns.response(403, "Suspended", schemas.Error)
+    @ns.response(409, CONFLICTS, schemas.Error)
+    @ns.response(413, "Body over the size limit", schemas.Error)
+    @ns.response(422, "Invalid text or expected_position", schemas.Error)
+    @ns.response(429, "Too many turns; see Retry-After", schemas.Error)
+    @ns.response(503, "Generation queue full; see Retry-After", schemas.Error)
+    @limiter.limit(turns_limit)  # keyed per user (app.extensions.rate_limit_key)
+    def post(self, story_id: int):
+        """Append a paragraph; the model's answer follows as a job."""
+        user = require_user()
+        data = json_body(TURN_FIELDS)
+        turn, job = relay.append_human_turn(
+            story_id, user, data.get("text"), data.get("expected_position")
+        )
+        body = {"turn": turn_dict(turn), "job": job_dict(job)}
+        return body, 202, {"Location": _jobs_url(job.id)}
+
+
+@ns.route("/<int:story_id>/turns/<int:position>/regenerate")
+@ns.response(404, "No such story or turn", schemas.Error)
+class TurnRegenerate(Resource):
+    @ns.response(202, "Accepted: a new answer is queued", schemas.JobAccepted)
+    @ns.response(401, "No or bad token", schemas.Error)
+    @ns.response(403, "Not the writer of the paragraph it answers", schemas.Error)
+    @ns.response(409, "Not the latest turn, or a generation is pending", schemas.Error)
+    @ns.response(503, "Generation queue full; see Retry-After", schemas.Error)
+    def post(self, story_id: int, position: int):
+        """Ask the model again; the replaced AI turn stays in the history, hidden."""
+        job = relay.regenerate(story_id, position, require_user())
+        return {"job": job_dict(job)}, 202, {"Location": _jobs_url(job.id)}
