@@ -1,5 +1,96 @@
-"""Browser views: register, log in, log out."""
+"""Browser views: register, log in, log out (Flask-Login sessions, Flask-WTF forms).
 
-from flask import Blueprint
+The rules live in app.accounts.service (register_user, authenticate); these
+views show its messages next to the form fields. Login and registration POSTs
+are rate-limited with RATELIMIT_LOGIN.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+from app.accounts.forms import LoginForm, RegisterForm
+from app.accounts.service import authenticate, register_user
+from app.errors import RelayError
+from app.extensions import limiter
+from app.stories.views import security_headers
 
 bp = Blueprint("accounts", __name__)
+bp.after_request(security_headers)
+
+
+def _login_limit() -> str:
+    return current_app.config["RATELIMIT_LOGIN"]
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def register() -> Response | tuple[str, int] | str:
+    """Create a writer account and sign in; the form shows what was wrong otherwise."""
+    if current_user.is_authenticated:
+        return redirect(url_for("stories.index"))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            user = register_user(form.username.data, form.password.data)
+        except RelayError as exc:
+            _field_error(form, exc)
+            return render_template("accounts/register.html", form=form), exc.status
+        login_user(user)
+        flash(f"Welcome, {user.username}. Start a story or join one.", "success")
+        return redirect(_safe_next() or url_for("stories.index"))
+    status = 422 if form.is_submitted() else 200
+    return render_template("accounts/register.html", form=form), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login() -> Response | tuple[str, int] | str:
+    """Sign in with username and password; a wrong pair shows one vague message."""
+    if current_user.is_authenticated:
+        return redirect(_safe_next() or url_for("stories.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = authenticate(form.username.data, form.password.data)
+        except RelayError as exc:
+            form.form_errors.append(exc.message)
+            return render_template("accounts/login.html", form=form), exc.status
+        login_user(user, remember=bool(form.remember.data))
+        return redirect(_safe_next() or url_for("stories.index"))
+    status = 422 if form.is_submitted() else 200
+    return render_template("accounts/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Response:
+    """Sign out (a CSRF-protected POST, so no page can sign you out by a link)."""
+    logout_user()
+    flash("You are signed out.", "success")
+    return redirect(url_for("stories.index"))
+
+
+def _field_error(form: FlaskForm, exc: RelayError) -> None:
+    field = getattr(form, str(exc.details.get("field", "")), None)
+    if field is not None:
+        field.errors = [*field.errors, exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
+def _safe_next() -> str | None:
+    """The ?next= target if it stays on this site (no open redirects)."""
+    target = request.args.get("next") or request.form.get("next")
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target:
+        return None
+    return target

@@ -1,5 +1,333 @@
-"""Browser views for reading and writing stories."""
+"""Browser views for stories: list, story page, new story, turns, events, export.
 
-from flask import Blueprint
+Every write goes through app.stories.relay; a relay error becomes a flashed
+message on the story page (the writer's text stays in the form), or the JSON
+error when the page's script asked for JSON. Turn text is never trusted:
+templates autoescape it and static/js/story.js only ever sets textContent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from app.accounts.auth import current_user_or_none
+from app.accounts.models import User
+from app.errorpages import wants_json
+from app.errors import Invalid, RelayError, Unauthorized, Unavailable
+from app.extensions import db, limiter, login_manager
+from app.stories import relay
+from app.stories.export import export_story
+from app.stories.forms import StoryForm, TurnForm
+from app.stories.models import GenerationJob, Story, Turn
+from app.stories.serialize import job_dict, turn_dict
 
 bp = Blueprint("stories", __name__)
+
+STORIES_PER_PAGE = 20
+TURNS_PER_PAGE = 40
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+@bp.after_request
+def security_headers(response: Response) -> Response:
+    """A strict CSP on these pages: even an escaping bug could not run injected script."""
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Writers only: the login page for a browser, 401 JSON for the page's script."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            if wants_json():
+                raise Unauthorized("Sign in to write.")
+            return login_manager.unauthorized()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _turn_limit() -> str:
+    return current_app.config["RATELIMIT_TURNS"]
+
+
+# --- reading -------------------------------------------------------------------
+
+
+@bp.route("/")
+def index() -> str:
+    """Stories, most recently active first, with their number of visible turns."""
+    page = request.args.get("page", 1, type=int)
+    visible = (
+        select(func.count(Turn.id))
+        .where(Turn.story_id == Story.id, Turn.hidden.is_(False))
+        .correlate(Story)
+        .scalar_subquery()
+    )
+    query = select(Story, visible.label("turns")).order_by(Story.updated_at.desc(), Story.id.desc())
+    total = db.session.scalar(select(func.count(Story.id)))
+    pages = max(1, -(-total // STORIES_PER_PAGE))
+    page = min(max(page, 1), pages)
+    rows = db.session.execute(
+        query.limit(STORIES_PER_PAGE).offset((page - 1) * STORIES_PER_PAGE)
+    ).all()
+    return render_template("stories/index.html", rows=rows, page=page, pages=pages)
+
+
+@bp.route("/stories/<int:story_id>")
+def show(story_id: int) -> str:
+    """The story as prose: the opening, then its latest turns ("?before=N" for earlier ones)."""
+    return _render_story(relay.get_story(story_id))
+
+
+@bp.route("/stories/<int:story_id>/turns.json")
+def turns_json(story_id: int) -> Response:
+    """Turns for the page's script: ?before=N (earlier page) or ?since=N (catch up)."""
+    story = relay.get_story(story_id)
+    before = request.args.get("before", type=int)
+    since = request.args.get("since", type=int)
+    if since is not None:
+        turns = relay.visible_turns(story, since=since, include_hidden=_sees_hidden())
+        return jsonify({"turns": [turn_dict(t) for t in turns], "has_earlier": False})
+    turns, has_earlier = _turn_window(story, before)
+    return jsonify({"turns": [turn_dict(t) for t in turns], "has_earlier": has_earlier})
+
+
+@bp.route("/stories/<int:story_id>/state.json")
+def state_json(story_id: int) -> Response:
+    """Who may write next, whether the model is writing, what the viewer may regenerate."""
+    return jsonify(_story_state(relay.get_story(story_id), current_user_or_none()))
+
+
+@bp.route("/stories/<int:story_id>/events")
+def events(story_id: int) -> Response:
+    """Server-Sent Events for one story (new turns, streamed model text, hiding)."""
+    relay.get_story(story_id)
+    try:
+        from app.generation.sse import event_stream
+    except ImportError:
+        raise Unavailable("Live updates are not available on this server.") from None
+    return event_stream(story_id, last_event_id=request.headers.get("Last-Event-ID"))
+
+
+@bp.route("/stories/<int:story_id>/export.<fmt>")
+def export(story_id: int, fmt: str) -> Response:
+    """Download the story as plain text (.txt) or Markdown (.md), every turn credited."""
+    if fmt not in ("txt", "md"):
+        raise Invalid("Export as .txt or .md.", field="format")
+    text, mimetype, filename = export_story(relay.get_story(story_id), fmt)
+    response = current_app.response_class(text, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- writing -------------------------------------------------------------------
+
+
+@bp.route("/stories/new", methods=["GET", "POST"])
+@signed_in
+def new() -> Response | tuple[str, int] | str:
+    """Start a story; bad input shows the message on the form and stores nothing."""
+    form = StoryForm()
+    if form.validate_on_submit():
+        try:
+            story = relay.create_story(current_user, form.relay_data())
+        except RelayError as exc:
+            _field_error(form, exc)
+            return render_template("stories/new.html", form=form), exc.status
+        flash("Your story has begun. Write the first paragraph, or wait for others.", "success")
+        return redirect(url_for("stories.show", story_id=story.id))
+    status = 422 if form.is_submitted() else 200
+    return render_template("stories/new.html", form=form), status
+
+
+@bp.route("/stories/<int:story_id>/turns", methods=["POST"])
+@limiter.limit(_turn_limit, methods=["POST"])
+@signed_in
+def add_turn(story_id: int) -> Response | tuple[Any, int] | str:
+    """Append the writer's paragraph; the model's answer follows over the event stream."""
+    form = TurnForm()
+    try:
+        turn, job = relay.append_human_turn(
+            story_id, current_user, form.text.data, form.expected_position.data
+        )
+    except RelayError as exc:
+        if wants_json():
+            raise
+        flash(exc.message, "error")
+        return _render_story(relay.get_story(story_id), form=form), exc.status
+    if wants_json():
+        return jsonify({"turn": turn_dict(turn), "job": job_dict(job)}), 201
+    return redirect(url_for("stories.show", story_id=story_id, _anchor=f"turn-{turn.position}"))
+
+
+@bp.route("/stories/<int:story_id>/turns/<int:position>/regenerate", methods=["POST"])
+@limiter.limit(_turn_limit, methods=["POST"])
+@signed_in
+def regenerate(story_id: int, position: int) -> Response | tuple[Any, int]:
+    """Ask the model again for the latest turn (the old text stays, hidden, in the history)."""
+    try:
+        job = relay.regenerate(story_id, position, current_user)
+    except RelayError as exc:
+        if wants_json():
+            raise
+        flash(exc.message, "error")
+        return redirect(url_for("stories.show", story_id=story_id))
+    if wants_json():
+        return jsonify({"job": job_dict(job)}), 202
+    return redirect(url_for("stories.show", story_id=story_id, _anchor="story-end"))
+
+
+@bp.route("/stories/<int:story_id>/join", methods=["POST"])
+@signed_in
+def join(story_id: int) -> Response:
+    """Join a story's round (round-robin order is join order)."""
+    try:
+        relay.join_story(story_id, current_user)
+    except RelayError as exc:
+        flash(exc.message, "error")
+    else:
+        flash("You joined this story.", "success")
+    return redirect(url_for("stories.show", story_id=story_id))
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _sees_hidden() -> bool:
+    user = current_user_or_none()
+    return bool(user and user.is_moderator)
+
+
+def _turn_window(story: Story, before: int | None) -> tuple[list[Turn], bool]:
+    """Up to TURNS_PER_PAGE turns before position `before` (default: the latest)."""
+    query = select(Turn).where(Turn.story_id == story.id)
+    if not _sees_hidden():
+        query = query.where(Turn.hidden.is_(False))
+    if before is not None:
+        query = query.where(Turn.position < before)
+    rows = list(db.session.scalars(query.order_by(Turn.position.desc()).limit(TURNS_PER_PAGE + 1)))
+    has_earlier = len(rows) > TURNS_PER_PAGE
+    return list(reversed(rows[:TURNS_PER_PAGE])), has_earlier
+
+
+def _render_story(story: Story, form: TurnForm | None = None) -> str:
+    before = request.args.get("before", type=int)
+    turns, has_earlier = _turn_window(story, before)
+    user = current_user_or_none()
+    state = _story_state(story, user)
+    form = form or TurnForm()
+    # Always the position the page shows: a stale submission comes back ready to resend.
+    form.expected_position.data = str(story.last_position)
+    return render_template(
+        "stories/show.html",
+        story=story,
+        turns=turns,
+        has_earlier=has_earlier,
+        paged=before is not None,
+        state=state,
+        form=form,
+        sees_hidden=_sees_hidden(),
+        is_participant=bool(user and any(p.user_id == user.id for p in story.participants)),
+    )
+
+
+def _story_state(story: Story, user: User | None) -> dict[str, Any]:
+    """What the page needs to know to offer the right buttons, computed in one place."""
+    pending = relay.pending_job(story)
+    latest = db.session.scalars(
+        select(Turn).where(Turn.story_id == story.id, Turn.position == story.last_position)
+    ).first()
+    job = relay.latest_job(story)
+    failed = job if job is not None and job.status == "failed" else None
+    if failed is not None and (latest is None or latest.id != failed.reply_to_id):
+        failed = None  # an old failure, already followed by other turns
+    return {
+        "last_position": story.last_position,
+        "status": story.status,
+        "pending_job": job_dict(pending) if pending else None,
+        "failed_job": job_dict(failed) if failed else None,
+        "hint": _whose_turn(story, user, pending is not None),
+        "can_write": user is not None and story.status == "open" and pending is None,
+        "regenerate_position": _regenerable(story, user, latest, pending, failed),
+    }
+
+
+def _regenerable(
+    story: Story,
+    user: User | None,
+    latest: Turn | None,
+    pending: GenerationJob | None,
+    failed: GenerationJob | None,
+) -> int | None:
+    if user is None or pending is not None or latest is None or latest.hidden:
+        return None
+    if story.status != "open":
+        return None
+    if latest.kind == "ai":
+        human = db.session.get(Turn, latest.reply_to_id) if latest.reply_to_id else None
+        mine = human is not None and (human.author_id == user.id or user.is_moderator)
+        return latest.position if mine else None
+    if failed is not None and (latest.author_id == user.id or user.is_moderator):
+        return latest.position  # the model failed to answer: ask again
+    return None
+
+
+def _whose_turn(story: Story, user: User | None, pending: bool) -> str:
+    if story.status != "open":
+        return f"This story is {story.status}; it takes no more turns."
+    if pending:
+        return "The model is writing its turn…"
+    if user is None:
+        return "Sign in to write the next paragraph."
+    if story.policy == "round_robin":
+        if not any(p.user_id == user.id for p in story.participants):
+            return "Join this story to take part in its round."
+        next_id = relay.next_writer_id(story)
+        if next_id == user.id:
+            return "It is your turn."
+        writer = db.session.get(User, next_id) if next_id else None
+        return f"It is {writer.username}'s turn." if writer else "Waiting for the next writer."
+    last = db.session.scalars(
+        select(Turn.author_id)
+        .where(Turn.story_id == story.id, Turn.kind == "human", Turn.hidden.is_(False))
+        .order_by(Turn.position.desc())
+        .limit(1)
+    ).first()
+    if last == user.id:
+        return "You wrote the last paragraph; someone else goes next."
+    return "Anyone signed in may write the next paragraph."
+
+
+def _field_error(form: StoryForm, exc: RelayError) -> None:
+    field = getattr(form, str(exc.details.get("field", "")), None)
+    if field is not None and hasattr(field, "errors"):
+        field.errors = [*field.errors, exc.message]
+    else:
+        form.form_errors.append(exc.message)

@@ -1,0 +1,388 @@
+// The story page, progressively enhanced: post turns without reloading, follow the
+// story's Server-Sent Events (new turns, the model's text token by token, hiding),
+// load earlier turns. Turn text and titles are untrusted (writers and the model):
+// they only ever reach the page through textContent, never innerHTML.
+"use strict";
+
+(() => {
+  const story = document.getElementById("story");
+  if (!story) return;
+
+  const turns = document.getElementById("turns");
+  const form = document.getElementById("turn-form");
+  const textarea = form ? form.querySelector("textarea") : null;
+  const counter = document.getElementById("turn-counter");
+  const submit = document.getElementById("turn-submit");
+  const turnError = document.getElementById("turn-error");
+  const hint = document.getElementById("turn-hint");
+  const genError = document.getElementById("generation-error");
+  const regenForm = document.getElementById("regenerate-form");
+  const liveStatus = document.getElementById("live-status");
+  const seesHidden = story.dataset.seesHidden === "true";
+  let lastPosition = Number(story.dataset.lastPosition) || 0;
+  let canWrite = submit ? !submit.disabled : false;
+  let posting = false;
+
+  // --- building turns (textContent only) ------------------------------------
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function creditNode(who, where) {
+    const credit = el("p", "credit");
+    credit.lang = "en";
+    credit.append(el("span", "credit-who", who), " ", el("span", "credit-pos", where));
+    return credit;
+  }
+
+  function renderTurn(turn) {
+    const node = el("article", `turn turn-${turn.kind === "ai" ? "ai" : "human"}`);
+    node.id = `turn-${Number(turn.position)}`;
+    node.dataset.turnId = String(turn.id);
+    node.dataset.position = String(turn.position);
+    node.dataset.kind = turn.kind === "ai" ? "ai" : "human";
+    node.dataset.author = turn.author || "";
+    if (turn.reply_to_id) node.dataset.replyTo = String(turn.reply_to_id);
+    const credit = creditNode(turn.kind === "ai" ? "✦ model" : turn.credit || turn.author || "", `§${turn.position}`);
+    credit.title = `Turn ${turn.position}, ${turn.credit || ""}`;
+    node.append(credit, el("div", "turn-text", turn.text));
+    if (turn.hidden) markHidden(node, turn.hidden_reason);
+    return node;
+  }
+
+  function markHidden(node, reason) {
+    node.classList.add("turn-hidden");
+    let note = node.querySelector(".hidden-reason");
+    if (!note) {
+      note = el("p", "hidden-reason");
+      node.append(note);
+    }
+    note.textContent = `Hidden: ${reason || "no reason given"}`;
+  }
+
+  function findTurn(position) {
+    return turns.querySelector(`.turn[data-position="${Number(position)}"]`);
+  }
+
+  // Insert in position order; an existing node for the position is replaced.
+  function placeTurn(turn) {
+    if (turn.hidden && !seesHidden) return;
+    const node = renderTurn(turn);
+    const existing = findTurn(turn.position);
+    if (existing) {
+      existing.replaceWith(node);
+      return node;
+    }
+    const later = [...turns.querySelectorAll(".turn[data-position]")].find(
+      (other) => Number(other.dataset.position) > Number(turn.position),
+    );
+    turns.insertBefore(node, later || turns.querySelector(".turn-pending"));
+    return node;
+  }
+
+  function pendingNode(jobId) {
+    let node = turns.querySelector(".turn-pending");
+    if (node && jobId && node.dataset.jobId && node.dataset.jobId !== String(jobId)) {
+      node.remove();
+      node = null;
+    }
+    if (!node) {
+      node = el("article", "turn turn-ai turn-pending");
+      node.setAttribute("aria-busy", "true");
+      node.append(creditNode("✦ model", "writing…"), el("div", "turn-text"));
+      turns.append(node);
+    }
+    if (jobId) node.dataset.jobId = String(jobId);
+    return node;
+  }
+
+  function clearPending() {
+    turns.querySelectorAll(".turn-pending").forEach((node) => node.remove());
+  }
+
+  // --- state: who writes next, what the viewer may regenerate ---------------
+
+  function setCanWrite(value) {
+    canWrite = value;
+    if (submit) submit.disabled = !value || posting;
+  }
+
+  function showGenerationError(message) {
+    if (!genError) return;
+    genError.textContent = message || "";
+    genError.hidden = !message;
+  }
+
+  function applyState(state) {
+    lastPosition = Math.max(lastPosition, Number(state.last_position) || 0);
+    syncExpected();
+    if (hint) hint.textContent = state.hint || "";
+    setCanWrite(Boolean(state.can_write));
+    showGenerationError(
+      state.failed_job ? `The model could not write its turn: ${state.failed_job.error || "unknown error"}` : "",
+    );
+    if (regenForm) {
+      const position = state.regenerate_position;
+      regenForm.hidden = !position;
+      if (position) {
+        regenForm.action = story.dataset.regenerateUrl.replace(/\/0\/regenerate$/, `/${Number(position)}/regenerate`);
+      }
+    }
+  }
+
+  async function refreshState() {
+    try {
+      const response = await fetch(story.dataset.stateUrl, { headers: { Accept: "application/json" } });
+      if (response.ok) applyState(await response.json());
+    } catch (_) {
+      /* offline: the next event or reconnect tries again */
+    }
+  }
+
+  function syncExpected() {
+    if (!form) return;
+    const field = form.querySelector('input[name="expected_position"]');
+    if (field) field.value = String(lastPosition);
+  }
+
+  function sawPosition(position) {
+    lastPosition = Math.max(lastPosition, Number(position) || 0);
+    story.dataset.lastPosition = String(lastPosition);
+    syncExpected();
+  }
+
+  // --- events ---------------------------------------------------------------
+
+  const handlers = {
+    turn_created(event) {
+      const turn = event.turn;
+      if (!turn) return;
+      if (turn.kind === "ai") clearPending();
+      placeTurn(turn);
+      sawPosition(turn.position);
+      if (turn.kind === "human" && event.job) {
+        showGenerationError("");
+        pendingNode(event.job.id);
+      }
+      refreshState();
+    },
+    generation_queued(event) {
+      showGenerationError("");
+      pendingNode(event.job && event.job.id);
+      refreshState();
+    },
+    generation_started(event) {
+      pendingNode(event.job && event.job.id);
+    },
+    generation_delta(event) {
+      const text = pendingNode(event.job_id).querySelector(".turn-text");
+      text.textContent += String(event.delta || "");
+    },
+    generation_done() {
+      refreshState();
+    },
+    generation_failed(event) {
+      clearPending();
+      const error = event.job && event.job.error;
+      showGenerationError(`The model could not write its turn: ${error || "unknown error"}`);
+      refreshState();
+    },
+    turn_hidden(event) {
+      const node = turns.querySelector(`.turn[data-turn-id="${Number(event.turn_id)}"]`) || findTurn(event.position);
+      if (!node) return;
+      if (seesHidden) markHidden(node, event.turn ? event.turn.hidden_reason : event.reason);
+      else node.remove();
+      refreshState();
+    },
+    turn_restored(event) {
+      if (event.turn) {
+        placeTurn(event.turn);
+      }
+      refreshState();
+    },
+    story_updated(event) {
+      const title = event.story && event.story.title;
+      if (title) {
+        document.getElementById("story-title").textContent = title;
+        document.title = `${title} · Relay Novel`;
+      }
+      refreshState();
+    },
+  };
+
+  function handle(event) {
+    const handler = handlers[event.type];
+    if (handler) handler(event);
+  }
+
+  async function catchUp() {
+    try {
+      const url = `${story.dataset.turnsUrl}?since=${lastPosition}`;
+      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const data = await response.json();
+      for (const turn of data.turns) {
+        placeTurn(turn);
+        sawPosition(turn.position);
+      }
+    } catch (_) {
+      /* the stream's next reconnect tries again */
+    }
+    refreshState();
+  }
+
+  function connect() {
+    if (!("EventSource" in window) || story.dataset.live !== "true") return;
+    const source = new EventSource(story.dataset.eventsUrl);
+    let opened = false;
+    source.onopen = () => {
+      story.dataset.connected = "true";
+      if (liveStatus) liveStatus.textContent = "";
+      if (opened) catchUp(); // a reconnect: fetch what we may have missed
+      opened = true;
+    };
+    source.onerror = () => {
+      story.dataset.connected = "false";
+      if (liveStatus) liveStatus.textContent = "Live updates paused; reconnecting…";
+    };
+    source.onmessage = (message) => {
+      try {
+        handle(JSON.parse(message.data));
+      } catch (_) {
+        /* a malformed event is ignored, never executed */
+      }
+    };
+    // Servers may name events: listen for each known type too.
+    for (const type of Object.keys(handlers)) {
+      source.addEventListener(type, (message) => {
+        try {
+          handle({ type, ...JSON.parse(message.data) });
+        } catch (_) {
+          /* ignored */
+        }
+      });
+    }
+    window.addEventListener("pagehide", () => source.close());
+  }
+
+  // --- posting without a reload ---------------------------------------------
+
+  function showTurnError(message) {
+    if (!turnError) return;
+    turnError.textContent = message || "";
+    turnError.hidden = !message;
+  }
+
+  async function post(url, body) {
+    const response = await fetch(url, {
+      method: "POST",
+      body,
+      headers: { Accept: "application/json", "X-CSRFToken": body.get("csrf_token") || "" },
+      credentials: "same-origin",
+    });
+    let data = {};
+    try {
+      data = await response.json();
+    } catch (_) {
+      data = { error: { message: `The server answered ${response.status}.` } };
+    }
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  function onTurnSubmit(event) {
+    event.preventDefault();
+    if (posting) return;
+    posting = true;
+    setCanWrite(canWrite);
+    showTurnError("");
+    const body = new FormData(form);
+    post(form.action, body)
+      .then(({ ok, data }) => {
+        if (ok) {
+          textarea.value = "";
+          updateCounter();
+          handlers.turn_created({ turn: data.turn, job: data.job });
+          return;
+        }
+        const error = data.error || {};
+        showTurnError(error.message || "That did not work; your text is still here.");
+        if (Array.isArray(error.missed)) {
+          for (const turn of error.missed) placeTurn(turn);
+        }
+        if (error.last_position !== undefined) sawPosition(error.last_position);
+        refreshState();
+      })
+      .catch(() => showTurnError("Could not reach the server; your text is still here."))
+      .finally(() => {
+        posting = false;
+        setCanWrite(canWrite);
+      });
+  }
+
+  function onRegenerate(event) {
+    event.preventDefault();
+    regenForm.hidden = true;
+    post(regenForm.action, new FormData(regenForm)).then(({ ok, data }) => {
+      if (!ok) {
+        showTurnError((data.error && data.error.message) || "Could not regenerate.");
+        refreshState();
+        return;
+      }
+      // The stream brings turn_hidden and generation_queued; this covers a missing stream.
+      handlers.generation_queued({ job: data.job });
+    });
+  }
+
+  // --- counter and earlier turns --------------------------------------------
+
+  function updateCounter() {
+    if (!textarea || !counter) return;
+    const max = Number(textarea.getAttribute("maxlength")) || 0;
+    const length = [...textarea.value].length;
+    counter.textContent = max ? `${length} / ${max}` : String(length);
+    counter.classList.toggle("near-limit", max > 0 && length > max * 0.9);
+  }
+
+  async function loadEarlier(event) {
+    event.preventDefault();
+    const link = event.currentTarget;
+    const before = Number(link.dataset.before);
+    link.setAttribute("aria-busy", "true");
+    try {
+      const response = await fetch(`${story.dataset.turnsUrl}?before=${before}`, {
+        headers: { Accept: "application/json" },
+      });
+      if (!response.ok) throw new Error(String(response.status));
+      const data = await response.json();
+      const first = turns.firstElementChild;
+      for (const turn of data.turns) {
+        if (turn.hidden && !seesHidden) continue;
+        if (!findTurn(turn.position)) turns.insertBefore(renderTurn(turn), first);
+      }
+      if (data.has_earlier && data.turns.length) {
+        link.dataset.before = String(data.turns[0].position);
+        link.href = link.href.replace(/before=\d+/, `before=${data.turns[0].position}`);
+      } else {
+        link.parentElement.remove();
+      }
+    } catch (_) {
+      window.location.href = link.href;
+    } finally {
+      link.removeAttribute("aria-busy");
+    }
+  }
+
+  if (form && textarea) {
+    textarea.addEventListener("input", updateCounter);
+    form.addEventListener("submit", onTurnSubmit);
+    updateCounter();
+  }
+  if (regenForm) regenForm.addEventListener("submit", onRegenerate);
+  const earlier = document.getElementById("load-earlier");
+  if (earlier) earlier.addEventListener("click", loadEarlier);
+  connect();
+})();
