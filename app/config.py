@@ -64,6 +64,12 @@ class Config:
         self.RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_HEADERS_ENABLED = True
 
+        # Content filter: human text "reject" (422) or "hold" (story waits for review);
+        # model output "regenerate" (up to FILTER_MODEL_RETRIES times, then hold) or "hold".
+        self.FILTER_HUMAN_ACTION = os.environ.get("FILTER_HUMAN_ACTION", "reject")
+        self.FILTER_MODEL_ACTION = os.environ.get("FILTER_MODEL_ACTION", "regenerate")
+        self.FILTER_MODEL_RETRIES = _env_int("FILTER_MODEL_RETRIES", 2)
+
         # Generation.
         self.RELAY_MODELS = _model_registry()
         self.RELAY_RUN_MODE = os.environ.get("RELAY_RUN_MODE", "embedded")

@@ -45,8 +45,13 @@ def claim_job(job_id: int, worker: str, reclaim_running: bool = False) -> Genera
     return job
 
 
-def complete_job(job_id: int, text: str) -> Turn | None:
-    """Append the job's AI turn and mark it done, in one transaction; idempotent."""
+def complete_job(job_id: int, text: str, held_reason: str | None = None) -> Turn | None:
+    """Append the job's AI turn and mark it done, in one transaction; idempotent.
+
+    With held_reason (the content filter caught the output) the turn is stored
+    held: moderators see it, readers and the model's context don't, and the
+    story carries on.
+    """
     job = db.session.get(GenerationJob, job_id)
     if job is None:
         return None
@@ -60,11 +65,20 @@ def complete_job(job_id: int, text: str) -> Turn | None:
         db.session.rollback()
         return None
     turn = add_turn(
-        story, kind="ai", text=text, reply_to_id=job.reply_to_id, model_key=story.model_key
+        story,
+        kind="ai",
+        text=text,
+        reply_to_id=job.reply_to_id,
+        model_key=story.model_key,
+        held=held_reason is not None,
+        held_reason=held_reason,
     )
     job.status, job.turn_id, job.finished_at, job.error = "done", turn.id, utcnow(), None
     db.session.commit()
-    publish(story.id, "turn_created", turn=turn_dict(turn), job=job_dict(job))
+    if turn.held:
+        publish(story.id, "turn_held", position=turn.position, turn_id=turn.id)
+    else:
+        publish(story.id, "turn_created", turn=turn_dict(turn), job=job_dict(job))
     publish(story.id, "generation_done", job=job_dict(job))
     return turn
 

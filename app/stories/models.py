@@ -72,6 +72,9 @@ class Turn(db.Model):
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id"), default=None)
     model_key: Mapped[str | None] = mapped_column(String(64), default=None)
     hidden: Mapped[bool] = mapped_column(default=False)
+    # Held by the content filter: only its writer and moderators see it until reviewed.
+    held: Mapped[bool] = mapped_column(default=False)
+    held_reason: Mapped[str | None] = mapped_column(String(200), default=None)
     hidden_reason: Mapped[str | None] = mapped_column(String(200), default=None)
     hidden_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     hidden_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -9,17 +9,19 @@ pending the story takes no other human turn; a stale expected_position gets
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import false, func, or_, select
 
 from app.accounts.models import User, utcnow
 from app.database import begin_write
-from app.errors import Conflict, Forbidden, NotFound, Unavailable
+from app.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.extensions import db
 from app.generation.events import publish
 from app.generation.queue import get_job_queue
+from app.moderation.filter import check_text
 from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story, Turn
 from app.stories.serialize import job_dict, turn_dict
 from app.stories.validation import clean_text, story_fields
@@ -44,10 +46,15 @@ def lock_story(story_id: int) -> Story:
     return story
 
 
-def visible_turns(story: Story, since: int = 0, include_hidden: bool = False) -> list[Turn]:
+def visible_turns(
+    story: Story, since: int = 0, include_hidden: bool = False, viewer_id: int | None = None
+) -> list[Turn]:
+    """Turns after `since` in order. Readers (and the model) never see hidden or held
+    turns; a held turn's own writer (viewer_id) sees it; include_hidden shows all."""
     query = select(Turn).where(Turn.story_id == story.id, Turn.position > since)
     if not include_hidden:
-        query = query.where(Turn.hidden.is_(False))
+        own_held = Turn.author_id == viewer_id if viewer_id is not None else false()
+        query = query.where(Turn.hidden.is_(False), or_(Turn.held.is_(False), own_held))
     return list(db.session.scalars(query.order_by(Turn.position)))
 
 
@@ -99,18 +106,26 @@ def update_story(story_id: int, actor: User, data: dict[str, Any]) -> Story:
     return story
 
 
-def set_status(story_id: int, actor: User, status: str) -> Story:
+AuditHook = Callable[[Story], None] | None
+
+
+def set_status(story_id: int, actor: User, status: str, audit: AuditHook = None) -> Story:
+    """Open, lock or finish a story; `audit` runs in the same transaction."""
     story = lock_story(story_id)
     _require_manager(story, actor)
     story.status = status
+    if audit is not None:
+        audit(story)
     db.session.commit()
     publish(story.id, "story_updated", story={"id": story.id, "status": status})
     return story
 
 
-def delete_story(story_id: int, actor: User) -> None:
+def delete_story(story_id: int, actor: User, audit: AuditHook = None) -> None:
     story = lock_story(story_id)
     _require_manager(story, actor)
+    if audit is not None:
+        audit(story)
     db.session.execute(db.delete(GenerationJob).where(GenerationJob.story_id == story.id))
     db.session.delete(story)
     db.session.commit()
@@ -149,31 +164,56 @@ def next_writer_id(story: Story) -> int | None:
 
 def append_human_turn(
     story_id: int, user: User, text: Any, expected_position: Any
-) -> tuple[Turn, GenerationJob]:
-    """Append a writer's paragraph and queue the model's answer to it."""
+) -> tuple[Turn, GenerationJob | None]:
+    """Append a writer's paragraph and queue the model's answer to it.
+
+    A paragraph the content filter catches is refused (422) or, with
+    FILTER_HUMAN_ACTION=hold, stored held with no job: the story waits for a
+    moderator, who restores it (the model then answers) or hides it.
+    """
     _require_writer(user)
     text = clean_text(text, "text", current_app.config["PARAGRAPH_MAX_CHARS"])
     expected = _expected_position(expected_position)
+    hit = check_text(text, get_story(story_id).language)
+    hold = hit is not None and current_app.config["FILTER_HUMAN_ACTION"] == "hold"
+    if hit is not None and not hold:
+        raise Invalid(
+            f"Your paragraph contains {hit.matched!r}, which this site does not allow.",
+            code="content_rejected",
+            field="text",
+        )
     story = lock_story(story_id)
     try:
-        _check_open(story)
-        _check_position(story, expected)
-        _check_not_pending(story)
-        _check_turn_order(story, user)
-        _check_room(story)
-        _check_queue_room()
-        turn = add_turn(story, kind="human", text=text, author_id=user.id)
+        _check_writable(story, user, expected)
+        held = {"held": True, "held_reason": f"filter: {hit.value}"} if hold else {}
+        turn = add_turn(story, kind="human", text=text, author_id=user.id, **held)
         if _participant(story, user) is None:
             db.session.add(Participant(story_id=story.id, user_id=user.id))
-        job = GenerationJob(story_id=story.id, reply_to_id=turn.id, requested_by_id=user.id)
-        db.session.add(job)
+        job = (
+            None
+            if hold
+            else GenerationJob(story_id=story.id, reply_to_id=turn.id, requested_by_id=user.id)
+        )
+        db.session.add_all([job] if job else [])
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    if job is None:
+        publish(story.id, "turn_held", position=turn.position, turn_id=turn.id)
+        return turn, None
     publish(story.id, "turn_created", turn=turn_dict(turn), job=job_dict(job))
     _submit(job)
     return turn, job
+
+
+def _check_writable(story: Story, user: User, expected: int) -> None:
+    _check_open(story)
+    _check_position(story, expected)
+    _check_not_pending(story)
+    _check_turn_order(story, user)
+    _check_room(story)
+    _check_queue_room()
 
 
 def regenerate(story_id: int, position: int, user: User) -> GenerationJob:
@@ -208,22 +248,49 @@ def regenerate(story_id: int, position: int, user: User) -> GenerationJob:
     return job
 
 
-def set_hidden(turn_id: int, actor: User, hidden: bool, reason: str) -> Turn:
-    """Hide or restore a turn (moderation); recorded on the row, pushed to readers."""
-    turn = db.session.get(Turn, turn_id)
-    if turn is None:
+def set_hidden(
+    turn_id: int,
+    actor: User,
+    hidden: bool,
+    reason: str,
+    audit: Callable[[Story, Turn], None] | None = None,
+) -> Turn:
+    """Hide or restore a turn (moderation), recorded on the row and pushed to readers.
+
+    Restoring a held paragraph that ends the story queues the model's answer to
+    it; `audit` runs inside the same transaction (moderation's audit row).
+    """
+    found = db.session.get(Turn, turn_id)
+    if found is None:
         raise NotFound(f"Turn {turn_id} does not exist.")
-    story = lock_story(turn.story_id)
+    story = lock_story(found.story_id)
     turn = db.session.get(Turn, turn_id)
+    job = None
     if hidden:
         _hide(turn, actor, reason)
     else:
-        turn.hidden, turn.hidden_reason = False, None
+        job = _answer_if_awaiting(story, turn, actor)
+        turn.hidden, turn.hidden_reason, turn.held, turn.held_reason = False, None, False, None
         turn.hidden_by_id, turn.hidden_at = actor.id, utcnow()
+    if audit is not None:
+        audit(story, turn)
     db.session.commit()
     event = "turn_hidden" if hidden else "turn_restored"
     publish(story.id, event, position=turn.position, turn_id=turn.id, turn=turn_dict(turn))
+    if job is not None:
+        publish(story.id, "generation_queued", job=job_dict(job))
+        _submit(job)
     return turn
+
+
+def _answer_if_awaiting(story: Story, turn: Turn, actor: User) -> GenerationJob | None:
+    """A held human paragraph at the end of the story gets its AI turn once approved."""
+    if not (turn.held and turn.kind == "human" and turn.position == story.last_position):
+        return None
+    job = GenerationJob(story_id=story.id, reply_to_id=turn.id, requested_by_id=actor.id)
+    db.session.add(job)
+    db.session.flush()
+    return job
 
 
 # --- internals ----------------------------------------------------------------
@@ -249,8 +316,6 @@ def _participant(story: Story, user: User) -> Participant | None:
 
 
 def _expected_position(value: Any) -> int:
-    from app.errors import Invalid
-
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise Invalid("expected_position must be an integer.", field="expected_position")
     try:
@@ -281,6 +346,13 @@ def _check_position(story: Story, expected: int) -> None:
 
 
 def _check_not_pending(story: Story) -> None:
+    last = db.session.scalars(
+        select(Turn).where(Turn.story_id == story.id, Turn.position == story.last_position)
+    ).first()
+    if last is not None and last.held and not last.hidden and last.kind == "human":
+        raise Conflict(
+            "The last paragraph is waiting for a moderator's review.", code="awaiting_review"
+        )
     job = pending_job(story)
     if job is not None:
         raise Conflict(

@@ -29,6 +29,8 @@ def turn_dict(turn: Turn) -> dict[str, Any]:
         "reply_to_id": turn.reply_to_id,
         "hidden": turn.hidden,
         "hidden_reason": turn.hidden_reason if turn.hidden else None,
+        "held": turn.held,
+        "held_reason": turn.held_reason if turn.held else None,
         "created_at": _iso(turn.created_at),
     }
 

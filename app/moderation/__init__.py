@@ -1,0 +1,1 @@
+"""Moderation: reports, content filter, moderation actions, audit log, admin dashboard."""

@@ -1,0 +1,259 @@
+"""Moderation actions, each writing exactly one audit row in the same transaction.
+
+Called alike by the admin dashboard, the /api/v1/admin namespace and the CLI.
+Reports are taken from any signed-in reader; moderators hide, restore,
+dismiss, lock/unlock/finish/delete stories and suspend users; admins also
+change roles and edit the filter lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from app.accounts.models import ROLES, User, utcnow
+from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.extensions import db
+from app.moderation.filter import validate_rule
+from app.moderation.models import AuditEntry, FilterRule, Report
+from app.stories import relay
+from app.stories.models import Story, Turn
+
+REASON_MAX_CHARS = 500
+
+
+def record(
+    actor: User | None,
+    action: str,
+    target_type: str,
+    target_id: int | None,
+    reason: str = "",
+    **details: Any,
+) -> AuditEntry:
+    """Add one audit row to the session (committed with the action it records)."""
+    entry = AuditEntry(
+        actor_id=actor.id if actor else None,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        reason=reason,
+        details=details,
+    )
+    db.session.add(entry)
+    return entry
+
+
+def clean_reason(value: Any, required: bool = False) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise Invalid("reason must be a string.", field="reason")
+    value = value.strip()
+    if required and not value:
+        raise Invalid("Give a reason.", field="reason")
+    if len(value) > REASON_MAX_CHARS:
+        raise Invalid(f"reason is limited to {REASON_MAX_CHARS} characters.", field="reason")
+    return value
+
+
+def require_moderator(user: User) -> None:
+    if not user.is_moderator:
+        raise Forbidden("Moderators only.")
+
+
+def require_admin(user: User) -> None:
+    if not user.is_admin:
+        raise Forbidden("Admins only.")
+
+
+# --- reports -------------------------------------------------------------------
+
+
+def report_turn(turn_id: int, reporter: User, reason: Any) -> Report:
+    """Report a turn the reporter can see; a second report by the same user counts once."""
+    reason = clean_reason(reason, required=True)
+    turn = db.session.get(Turn, turn_id)
+    if turn is None or (turn.hidden and not reporter.is_moderator):
+        raise NotFound(f"Turn {turn_id} does not exist.")
+    existing = db.session.scalars(
+        select(Report).where(Report.turn_id == turn_id, Report.reporter_id == reporter.id)
+    ).first()
+    if existing is not None:
+        return existing
+    report = Report(turn_id=turn_id, reporter_id=reporter.id, reason=reason)
+    db.session.add(report)
+    db.session.commit()
+    return report
+
+
+def _resolve_reports(turn_id: int, actor: User, status: str) -> int:
+    reports = db.session.scalars(
+        select(Report).where(Report.turn_id == turn_id, Report.status == "open")
+    ).all()
+    for report in reports:
+        report.status, report.resolved_by_id, report.resolved_at = status, actor.id, utcnow()
+    return len(reports)
+
+
+# --- turns -------------------------------------------------------------------------
+
+
+def hide_turn(turn_id: int, actor: User, reason: Any) -> Turn:
+    require_moderator(actor)
+    reason = clean_reason(reason, required=True)
+
+    def audit(story: Story, turn: Turn) -> None:
+        closed = _resolve_reports(turn.id, actor, "actioned")
+        record(
+            actor,
+            "turn.hide",
+            "turn",
+            turn.id,
+            reason,
+            story_id=story.id,
+            position=turn.position,
+            reports_closed=closed,
+        )
+
+    return relay.set_hidden(turn_id, actor, True, reason, audit=audit)
+
+
+def restore_turn(turn_id: int, actor: User, reason: Any) -> Turn:
+    require_moderator(actor)
+    reason = clean_reason(reason)
+
+    def audit(story: Story, turn: Turn) -> None:
+        closed = _resolve_reports(turn.id, actor, "dismissed")
+        record(
+            actor,
+            "turn.restore",
+            "turn",
+            turn.id,
+            reason,
+            story_id=story.id,
+            position=turn.position,
+            reports_closed=closed,
+        )
+
+    return relay.set_hidden(turn_id, actor, False, reason, audit=audit)
+
+
+def dismiss_reports(turn_id: int, actor: User, reason: Any) -> int:
+    require_moderator(actor)
+    reason = clean_reason(reason)
+    if db.session.get(Turn, turn_id) is None:
+        raise NotFound(f"Turn {turn_id} does not exist.")
+    closed = _resolve_reports(turn_id, actor, "dismissed")
+    if not closed:
+        db.session.rollback()
+        raise Conflict("This turn has no open reports.", code="no_open_reports")
+    record(actor, "report.dismiss", "turn", turn_id, reason, reports_closed=closed)
+    db.session.commit()
+    return closed
+
+
+# --- stories and users ------------------------------------------------------------
+
+
+def set_story_status(story_id: int, actor: User, status: str, reason: Any) -> Story:
+    require_moderator(actor)
+    reason = clean_reason(reason)
+    if status not in ("open", "locked", "finished"):
+        raise Invalid("status must be open, locked or finished.", field="status")
+    action = {"open": "story.unlock", "locked": "story.lock", "finished": "story.finish"}[status]
+    return relay.set_status(
+        story_id, actor, status, audit=lambda s: record(actor, action, "story", s.id, reason)
+    )
+
+
+def delete_story(story_id: int, actor: User, reason: Any) -> None:
+    require_moderator(actor)
+    reason = clean_reason(reason, required=True)
+    relay.delete_story(
+        story_id,
+        actor,
+        audit=lambda s: record(actor, "story.delete", "story", s.id, reason, title=s.title),
+    )
+
+
+def _user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    return user
+
+
+def suspend_user(user_id: int, actor: User, suspended: bool, reason: Any) -> User:
+    """Suspend (sessions and tokens end at once) or unsuspend a user."""
+    require_moderator(actor)
+    reason = clean_reason(reason, required=suspended)
+    user = _user(user_id)
+    if user.id == actor.id:
+        raise Conflict("You cannot suspend yourself.", code="self_action")
+    if user.is_admin and not actor.is_admin:
+        raise Forbidden("Only admins can suspend admins.")
+    user.is_suspended = suspended
+    if suspended:
+        user.session_version += 1
+        for token in list(user.tokens):
+            db.session.delete(token)
+    record(actor, "user.suspend" if suspended else "user.unsuspend", "user", user.id, reason)
+    db.session.commit()
+    return user
+
+
+def set_role(user_id: int, actor: User, role: Any, reason: Any) -> User:
+    require_admin(actor)
+    reason = clean_reason(reason)
+    if role not in ROLES:
+        raise Invalid(f"role must be one of: {', '.join(ROLES)}.", field="role")
+    user = _user(user_id)
+    if user.id == actor.id:
+        raise Conflict("You cannot change your own role.", code="self_action")
+    record(actor, "user.role", "user", user.id, reason, old=user.role, new=role)
+    user.role = role
+    db.session.commit()
+    return user
+
+
+# --- filter lists -----------------------------------------------------------------
+
+
+def add_filter_rule(actor: User, language: Any, kind: Any, value: Any) -> FilterRule:
+    require_admin(actor)
+    language, kind, value = validate_rule(language, kind, value)
+    duplicate = db.session.scalars(
+        select(FilterRule).where(
+            FilterRule.language == language, FilterRule.kind == kind, FilterRule.value == value
+        )
+    ).first()
+    if duplicate is not None:
+        raise Conflict("That rule exists already.", code="duplicate_rule")
+    rule = FilterRule(language=language, kind=kind, value=value)
+    db.session.add(rule)
+    db.session.flush()
+    record(
+        actor, "filter.add", "filter_rule", rule.id, "", language=language, kind=kind, value=value
+    )
+    db.session.commit()
+    return rule
+
+
+def delete_filter_rule(actor: User, rule_id: int) -> None:
+    require_admin(actor)
+    rule = db.session.get(FilterRule, rule_id)
+    if rule is None:
+        raise NotFound(f"Filter rule {rule_id} does not exist.")
+    record(
+        actor,
+        "filter.delete",
+        "filter_rule",
+        rule.id,
+        "",
+        language=rule.language,
+        kind=rule.kind,
+        value=rule.value,
+    )
+    db.session.delete(rule)
+    db.session.commit()
