@@ -85,6 +85,7 @@ class StoryItem(Resource):
     def patch(self, story_id: int):
         """Change a story's fields or status (owner, moderator or admin)."""
         user = require_user()
+        relay.get_story(story_id)  # an unknown story is a 404 before any field is a 422
         data = json_body(PATCH_FIELDS + ("model",))
         status = data.pop("status", None)
         if status is not None:

@@ -1,0 +1,61 @@
+"""Fixtures for the API tests: the app with its runner off, DB counts, playing the runner.
+
+The runner thread is off here (RELAY_START_RUNNER=False) so that a job stays
+pending until the test answers it with claim_job / complete_job, the same
+functions the runner calls. The race test starts its own app with the runner on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import _reset_schema, make_app
+
+
+@pytest.fixture
+def app(db_url: str, tiny_model_dir) -> Iterator[Any]:
+    from app.extensions import db
+
+    application = make_app(db_url, tiny_model_dir, RELAY_START_RUNNER=False)
+    _reset_schema(application)
+    yield application
+    shutdown = application.extensions.get("relay.shutdown")
+    if shutdown:
+        shutdown()
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def counts(app) -> dict[str, int]:
+    """Rows per table: bad input must leave every one of them unchanged."""
+    from app.accounts.models import ApiToken, User
+    from app.extensions import db
+    from app.stories.models import GenerationJob, Participant, Story, Turn
+
+    with app.app_context():
+        return {
+            model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
+            for model in (User, ApiToken, Story, Participant, Turn, GenerationJob)
+        }
+
+
+def answer(app, job_id: int, text: str = "The sea answered.") -> int:
+    """Play the runner: claim the job and append its AI turn; the turn's position."""
+    from app.stories.jobs import claim_job, complete_job
+
+    with app.app_context():
+        assert claim_job(job_id, "test") is not None
+        return complete_job(job_id, text).position
+
+
+def fail(app, job_id: int, message: str = "The model wrote nothing.") -> None:
+    from app.stories.jobs import claim_job, fail_job
+
+    with app.app_context():
+        claim_job(job_id, "test")
+        fail_job(job_id, message)
