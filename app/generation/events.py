@@ -10,6 +10,7 @@ the same interface with Redis pub/sub.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -65,10 +66,8 @@ class InMemoryEventBus:
         with self._lock:
             subs = list(self._subs.get(story_id, ()))
         for sub in subs:
-            try:
+            with contextlib.suppress(queue.Full):  # a stuck reader must not block the writer
                 sub.queue.put_nowait(event)
-            except queue.Full:  # a stuck reader must not block the writer
-                pass
 
     def subscribe(self, story_id: int) -> _QueueSubscription:
         sub = _QueueSubscription(self, story_id)

@@ -1,17 +1,49 @@
-"""Wire generation into the app: event bus, job queue, runner (placeholder until the runner lands)."""
+"""Wire generation into the app: event bus, model registry, job runner, shutdown.
+
+app.extensions after init_generation(app):
+  "relay.events"    EventBus (InMemoryEventBus in embedded mode)
+  "relay.jobs"      JobQueue (EmbeddedRunner in embedded mode)
+  "relay.registry"  ModelRegistry (nothing loaded until the first generation)
+  "relay.generator" None until the first job builds a Generator (a batching engine may preset it)
+  "relay.closing"   threading.Event set at shutdown (ends SSE streams)
+  "relay.shutdown"  callable: stop the runner threads and close streams
+No torch import happens here.
+"""
 
 from __future__ import annotations
+
+import os
+import threading
 
 from flask import Flask
 
 from app.generation.events import InMemoryEventBus
-
-
-class _NoRunner:
-    def submit(self, job_id: int) -> None:
-        pass
+from app.generation.registry import ModelRegistry
+from app.generation.runner import EmbeddedRunner
 
 
 def init_generation(app: Flask) -> None:
+    closing = threading.Event()
+    runner = EmbeddedRunner(
+        app,
+        workers=int(app.config.get("RELAY_RUNNER_THREADS", 1)),
+        poll_seconds=float(app.config.get("RELAY_RUNNER_POLL_SECONDS", 5.0)),
+    )
+
+    def shutdown() -> None:
+        closing.set()
+        runner.stop()
+
     app.extensions["relay.events"] = InMemoryEventBus()
-    app.extensions["relay.jobs"] = _NoRunner()
+    app.extensions["relay.registry"] = ModelRegistry.from_config(app.config)
+    app.extensions["relay.generator"] = None
+    app.extensions["relay.jobs"] = runner
+    app.extensions["relay.closing"] = closing
+    app.extensions["relay.shutdown"] = shutdown
+
+    if runner.enabled:
+        # Start in the serving process: on its first request (or first submit) ...
+        app.before_request(runner.ensure_started)
+        # ... or now, in the Werkzeug reloader's child, which is the serving process.
+        if os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+            runner.start()

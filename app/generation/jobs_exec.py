@@ -1,0 +1,173 @@
+"""Executing one GenerationJob: claim, build the prompt, generate, clean, complete.
+
+`run_job(job_id)` is the one entry point every runner uses: the embedded
+runner thread today, a Celery task in the scaled mode. It needs an app
+context, never raises (a failure becomes a failed job with a message the
+writer sees) and holds no database transaction while the model runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+from flask import current_app
+
+from app.extensions import db
+from app.generation.events import publish
+from app.stories.jobs import claim_job, complete_job, fail_job, requeue_job
+from app.stories.models import GenerationJob, Story, Turn
+from app.stories.relay import visible_turns
+
+log = logging.getLogger(__name__)
+
+EMPTY_MESSAGE = "The model wrote nothing usable twice in a row. Use Regenerate to try again."
+FAILED_MESSAGE = "The model could not write this turn ({reason}). Use Regenerate to try again."
+_GENERATOR_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class JobPrompt:
+    """Everything generation needs, read from the database before the model runs."""
+
+    job_id: int
+    story_id: int
+    model_key: str
+    prompt_ids: list[int]
+    params: Any  # SamplingParams
+
+
+def worker_name() -> str:
+    """host:pid:thread, so a restart can tell a dead worker's job from a live one's."""
+    name = f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+    return name[:120]
+
+
+def run_job(
+    job_id: int,
+    worker: str | None = None,
+    reclaim_running: bool = False,
+    should_stop: Any = None,
+) -> str:
+    """Run one job to its end; returns "done", "failed", "skipped" or "interrupted"."""
+    try:
+        job = claim_job(job_id, worker or worker_name(), reclaim_running=reclaim_running)
+    except Exception:
+        log.exception("could not claim job %s", job_id)
+        db.session.rollback()
+        return "skipped"
+    if job is None:
+        return "skipped"
+    try:
+        request = build_prompt(job)
+        db.session.close()  # no transaction stays open while the model runs
+        return _generate_and_complete(request, should_stop)
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        return _fail(job_id, FAILED_MESSAGE.format(reason=_reason(exc)))
+
+
+def build_prompt(job: GenerationJob) -> JobPrompt:
+    """The story's opening and visible turns up to the answered paragraph, windowed."""
+    from app.generation.sampling import params_for
+    from app.generation.window import trim_to_window
+
+    cfg = current_app.config
+    story = db.session.get(Story, job.story_id)
+    answered = db.session.get(Turn, job.reply_to_id)
+    last = answered.position if answered is not None else story.last_position
+    texts = [t.text for t in visible_turns(story) if t.position <= last]
+    loaded = get_registry().get(story.model_key)
+    params = params_for(
+        story.preset,
+        story.max_new_tokens,
+        min_tokens=cfg["AI_TOKENS_MIN"],
+        max_tokens=cfg["AI_TOKENS_MAX"],
+    )
+    # A model with a short context keeps at least half of it for the prompt.
+    params = replace(params, max_new_tokens=min(params.max_new_tokens, loaded.max_context // 2))
+    window = trim_to_window(
+        loaded.tokenizer, story.opening, texts, loaded.max_context, params.max_new_tokens
+    )
+    return JobPrompt(job.id, story.id, story.model_key, window.ids, params)
+
+
+def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
+    from app.generation.cleanup import clean_generation
+
+    generator = get_generator()
+    for attempt in (1, 2):  # an empty result is retried once
+        result = generator.run(
+            request.model_key,
+            request.prompt_ids,
+            request.params,
+            on_delta=_delta_publisher(request, attempt),
+            should_stop=should_stop,
+        )
+        if result.stop_reason == "stopped":
+            requeue_job(request.job_id)  # shutting down: the next start resumes it
+            return "interrupted"
+        text = clean_generation(result.text, finished=result.stop_reason == "eos")
+        if text:
+            complete_job(request.job_id, text)
+            return "done"
+        log.info("job %s: empty output on attempt %s", request.job_id, attempt)
+    return _fail(request.job_id, EMPTY_MESSAGE)
+
+
+def _delta_publisher(request: JobPrompt, attempt: int) -> Any:
+    so_far: list[str] = []
+
+    def on_delta(delta: str) -> None:
+        so_far.append(delta)
+        publish(
+            request.story_id,
+            "generation_delta",
+            job_id=request.job_id,
+            delta=delta,
+            text_so_far="".join(so_far),
+            attempt=attempt,
+        )
+
+    return on_delta
+
+
+def _fail(job_id: int, message: str) -> str:
+    try:
+        db.session.rollback()
+        fail_job(job_id, message)
+    except Exception:
+        log.exception("could not mark job %s failed", job_id)
+        db.session.rollback()
+    return "failed"
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"model {exc.args[0]!r} is not configured on this server"
+    if isinstance(exc, OSError):
+        return "the model could not be loaded"
+    return type(exc).__name__
+
+
+def get_registry() -> Any:
+    return current_app.extensions["relay.registry"]
+
+
+def get_generator() -> Any:
+    """The app's generator, built on first use (importing it imports torch)."""
+    generator = current_app.extensions.get("relay.generator")
+    if generator is not None:
+        return generator
+    with _GENERATOR_LOCK:
+        generator = current_app.extensions.get("relay.generator")
+        if generator is None:
+            from app.generation.generator import Generator
+
+            generator = Generator(get_registry())
+            current_app.extensions["relay.generator"] = generator
+    return generator

@@ -1,0 +1,111 @@
+"""Server-Sent Events for one story: new turns and the model's text as it streams.
+
+Frames are unnamed SSE messages (`onmessage` gets them all); the JSON data
+carries "type" (stream_open, turn_created, generation_started,
+generation_delta, generation_done, generation_failed, turn_hidden, ...). The
+`id:` of every frame is the story's last position the stream has told the
+client about, so a reconnecting EventSource sends it back as Last-Event-ID and
+gets the visible turns it missed replayed first.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, current_app
+
+from app.extensions import db
+from app.generation.events import Event, get_event_bus
+from app.stories.relay import get_story, pending_job, visible_turns
+from app.stories.serialize import job_dict, turn_dict
+
+RETRY_MS = 3000
+_POLL_SECONDS = 1.0  # how often an idle stream checks for shutdown
+
+
+def event_stream(story_id: int, last_event_id: str | None = None) -> Response:
+    """A text/event-stream response for the story; NotFound (404) if it does not exist."""
+    story = get_story(story_id)
+    subscription = get_event_bus().subscribe(story_id)  # before reading: no gap
+    try:
+        first = _opening_events(story, last_event_id)
+        position = story.last_position
+    except Exception:
+        subscription.close()
+        raise
+    db.session.remove()  # no session or transaction stays open while streaming
+    frames = _frames(
+        subscription,
+        first,
+        position,
+        keepalive=float(current_app.config.get("SSE_KEEPALIVE_SECONDS", 15)),
+        closing=current_app.extensions.get("relay.closing") or threading.Event(),
+    )
+    return Response(
+        frames,
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _opening_events(story: Any, last_event_id: str | None) -> list[Event]:
+    events: list[Event] = []
+    since = _parse_position(last_event_id)
+    if since is not None and since < story.last_position:
+        for turn in visible_turns(story, since=since):
+            events.append({"type": "turn_created", "story_id": story.id, "turn": turn_dict(turn)})
+    job = pending_job(story)
+    events.append(
+        {
+            "type": "stream_open",
+            "story_id": story.id,
+            "last_position": story.last_position,
+            "job": job_dict(job) if job else None,
+        }
+    )
+    return events
+
+
+def _frames(
+    subscription: Any, first: list[Event], position: int, keepalive: float, closing: threading.Event
+) -> Iterator[str]:
+    """Yield SSE frames until the client goes away (GeneratorExit) or the app shuts down."""
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        for event in first:
+            yield format_frame(event, position)
+        last_write = time.monotonic()
+        while not closing.is_set():
+            event = subscription.get(timeout=min(_POLL_SECONDS, keepalive))
+            if event is not None:
+                position = max(position, _event_position(event))
+                yield format_frame(event, position)
+                last_write = time.monotonic()
+            elif time.monotonic() - last_write >= keepalive:
+                yield ": keep-alive\n\n"
+                last_write = time.monotonic()
+    finally:
+        subscription.close()
+
+
+def format_frame(event: Event, position: int) -> str:
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
+    return f"id: {position}\ndata: {data}\n\n"
+
+
+def _event_position(event: Event) -> int:
+    turn = event.get("turn")
+    if isinstance(turn, dict) and isinstance(turn.get("position"), int):
+        return turn["position"]
+    return 0
+
+
+def _parse_position(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() and len(value) < 10 else None
