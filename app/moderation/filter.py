@@ -9,6 +9,7 @@ defaults below are seeded by the first migration (and by seed_default_rules).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -54,19 +55,38 @@ def compile_rule(language: str, kind: str, value: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){escaped}(?!\w)", re.IGNORECASE)
 
 
-def check_text(text: str, language: str) -> FilterHit | None:
-    """The first rule `text` breaks for `language` (or every-language rules), else None."""
+Checker = Callable[[str], "FilterHit | None"]
+
+
+def load_checker(language: str) -> Checker:
+    """Compile `language`'s rules (and every-language rules) once; the checker needs no DB.
+
+    Generation builds one per job so it can check the streamed text at every
+    delta without a query per token.
+    """
+    compiled = []
     rules = db.session.scalars(
         select(FilterRule).where(FilterRule.language.in_((language, "*"))).order_by(FilterRule.id)
     )
     for rule in rules:
         try:
-            found = compile_rule(rule.language, rule.kind, rule.value).search(text)
+            compiled.append((rule, compile_rule(rule.language, rule.kind, rule.value)))
         except re.error:
             continue  # validated on entry; a broken legacy rule must not break writing
-        if found:
-            return FilterHit(rule.id, rule.kind, rule.value, found.group(0))
-    return None
+
+    def check(text: str) -> FilterHit | None:
+        for rule, pattern in compiled:
+            found = pattern.search(text)
+            if found:
+                return FilterHit(rule.id, rule.kind, rule.value, found.group(0))
+        return None
+
+    return check
+
+
+def check_text(text: str, language: str) -> FilterHit | None:
+    """The first rule `text` breaks for `language` (or every-language rules), else None."""
+    return load_checker(language)(text)
 
 
 def validate_rule(language: object, kind: object, value: object) -> tuple[str, str, str]:
