@@ -1,0 +1,140 @@
+"""The engine behind the runner's generator interface, and one engine per model per process.
+
+`EngineGenerator` has the same `generate` / `run` as
+app.generation.generator.Generator, so the job code does not change: each
+runner thread submits its job's request and waits; requests from several
+threads share the engine's batch. Deltas are produced on the engine thread
+and handed to the caller's `on_delta` on the caller's own thread (which has
+the app context the event bus needs). `should_stop()` is polled while
+waiting; when it says stop, the request is cancelled and its slot freed.
+
+A model the engine cannot run (not a plain GPT-2) falls back to the Hugging
+Face generator.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from app.generation.engine.batch import Engine, EngineResult, Request
+from app.generation.engine.model import UnsupportedModel
+from app.generation.generator import (
+    DeltaCallback,
+    Generation,
+    Generator,
+    StopCheck,
+    _input_ids,
+    bad_words_ids,
+)
+from app.generation.registry import LoadedModel, ModelRegistry
+from app.generation.sampling import SamplingParams
+
+log = logging.getLogger(__name__)
+
+_ENGINES: dict[tuple[str, str, str], Engine | None] = {}
+_GUARD = threading.Lock()
+POLL_SECONDS = 0.02
+_REASONS = {"eos": "eos", "stop": "eos", "length": "length", "cancelled": "stopped"}
+
+
+def engine_for(loaded: LoadedModel, precision: str = "fp32", max_batch: int = 16) -> Engine | None:
+    """The process's engine for this model and precision (built once); None if unsupported."""
+    key = (loaded.source, loaded.device, precision)
+    if key in _ENGINES:
+        return _ENGINES[key]
+    with _GUARD:
+        if key not in _ENGINES:
+            try:
+                _ENGINES[key] = Engine(loaded.model, loaded.tokenizer, precision, max_batch)
+                log.info("batched engine for %s (%s, %s)", loaded.key, precision, loaded.device)
+            except UnsupportedModel as exc:
+                log.warning("model %s: batched engine unavailable (%s); using HF", loaded.key, exc)
+                _ENGINES[key] = None
+    return _ENGINES[key]
+
+
+class EngineGenerator:
+    """Generator interface backed by the continuous-batching engine."""
+
+    def __init__(
+        self, registry: ModelRegistry, precision: str = "fp32", max_batch: int = 16
+    ) -> None:
+        self.registry = registry
+        self.precision = precision
+        self.max_batch = max_batch
+        self.fallback = Generator(registry)
+
+    def generate(
+        self,
+        model_key: str,
+        prompt: str | Sequence[int],
+        params: SamplingParams,
+        on_delta: DeltaCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> str:
+        """The raw continuation of `prompt` (text or token ids)."""
+        return self.run(model_key, prompt, params, on_delta, should_stop).text
+
+    def run(
+        self,
+        model_key: str,
+        prompt: str | Sequence[int],
+        params: SamplingParams,
+        on_delta: DeltaCallback | None = None,
+        should_stop: StopCheck | None = None,
+        seed: int | None = None,
+    ) -> Generation:
+        """Like generate(), with the generated ids and why it stopped (eos|length|stopped)."""
+        loaded = self.registry.get(model_key)
+        engine = engine_for(loaded, self.precision, self.max_batch)
+        if engine is None:
+            return self.fallback.run(model_key, prompt, params, on_delta, should_stop)
+        ids = _input_ids(loaded, prompt)[0].tolist()
+        if len(ids) >= engine.n_positions:  # the window module trims; this is a last resort
+            ids = ids[-(engine.n_positions - 1) :]
+        deltas: queue.SimpleQueue[str] = queue.SimpleQueue()
+        request = Request(
+            ids,
+            params,
+            seed=seed,
+            bad_words_ids=bad_words_ids(loaded.tokenizer, params.bad_words) or (),
+            on_delta=deltas.put,
+        )
+        result = _wait(engine.submit(request), deltas, on_delta, should_stop)
+        if result.stop_reason == "error":
+            raise RuntimeError(f"generation engine failed: {result.error}")
+        reason = _REASONS.get(result.stop_reason, result.stop_reason)
+        return Generation(text=result.text, token_ids=result.token_ids, stop_reason=reason)
+
+
+def _wait(
+    handle: Any,
+    deltas: queue.SimpleQueue[str],
+    on_delta: DeltaCallback | None,
+    should_stop: StopCheck | None,
+) -> EngineResult:
+    """Relay deltas on this thread until the request ends; cancel it when told to stop."""
+    while True:
+        finished = handle._done.wait(POLL_SECONDS)
+        _drain(deltas, on_delta)
+        if finished:
+            return handle.result
+        if should_stop is not None and should_stop():
+            handle.cancel()
+            result = handle.wait()
+            _drain(deltas, on_delta)
+            return result
+
+
+def _drain(deltas: queue.SimpleQueue[str], on_delta: DeltaCallback | None) -> None:
+    while True:
+        try:
+            delta = deltas.get_nowait()
+        except queue.Empty:
+            return
+        if on_delta is not None:
+            on_delta(delta)

@@ -1,0 +1,372 @@
+"""The continuous-batching engine: requests, handles, and the step loop.
+
+One step: (1) drop cancelled sequences, (2) one decode forward for every
+running sequence, (3) prefill the waiting requests that fit (free slots and a
+prompt-token budget per step, so a burst of long prompts does not stall the
+running ones for long), (4) sample the next token of all of them in one
+batched call, (5) append, check each sequence's stop rules and budget, stream
+its delta, and let finished sequences leave (their slot is compacted away).
+
+A background thread runs steps while there is work and sleeps otherwise; with
+`start=False` a caller (a test) drives `step()` itself. Callbacks (`on_delta`)
+run on the engine thread and must be quick; the runner-facing adapter hands
+deltas over through a queue instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from app.generation.engine.model import GPT2Engine, KVCache
+from app.generation.engine.quant import convert
+from app.generation.engine.sampler import BatchContext, RowSettings, sample
+from app.generation.sampling import SamplingParams
+
+log = logging.getLogger(__name__)
+REPLACEMENT_CHAR = "\ufffd"
+_IDS = itertools.count(1)
+
+
+@dataclass
+class Request:
+    """One continuation to write: prompt ids, sampling settings, stop rules and budget."""
+
+    prompt_ids: Sequence[int]
+    params: SamplingParams
+    seed: int | None = None  # None: a fresh random seed
+    stop_strings: tuple[str, ...] = ()  # the text is cut before the first one found
+    stop_on_eos: bool = True
+    bad_words_ids: Sequence[Sequence[int]] = ()
+    on_delta: Callable[[str], None] | None = None  # called on the engine thread
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    text: str  # the continuation, special tokens dropped, cut at a stop string
+    token_ids: list[int]  # generated ids (eos not included)
+    stop_reason: str  # eos | length | stop | cancelled | error
+    ttft_s: float  # submit -> first token
+    latency_s: float  # submit -> finished
+    error: str = ""
+
+
+class RequestHandle:
+    """The caller's side of a submitted request: wait for it, or cancel it."""
+
+    def __init__(self, request: Request, engine: Engine) -> None:
+        self.id = next(_IDS)
+        self.request = request
+        self.submitted = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.result: EngineResult | None = None
+        self._engine = engine
+        self._done = threading.Event()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Withdraw the request; its slot is freed at the next step."""
+        self.cancelled = True
+        self._engine._wake()
+
+    def wait(self, timeout: float | None = None) -> EngineResult | None:
+        self._done.wait(timeout)
+        return self.result
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+
+@dataclass
+class _Sequence:
+    handle: RequestHandle
+    rows: RowSettings
+    budget: int  # max new tokens (clamped to the context)
+    prompt_len: int
+    pos: int = 0  # tokens in the cache
+    generated: list[int] = field(default_factory=list)
+    sent: str = ""  # text handed to on_delta so far
+    finish: str = ""  # set when the sequence must leave
+
+
+class Engine:
+    """Continuous batching for one GPT-2 model in one precision on one device."""
+
+    def __init__(
+        self,
+        hf_model: Any,
+        tokenizer: Any,
+        precision: str = "fp32",
+        max_batch: int = 16,
+        prefill_tokens: int = 1024,
+        start: bool = True,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.precision = precision
+        self.net = convert(GPT2Engine(hf_model), precision)
+        self.max_batch = max_batch
+        self.prefill_tokens = prefill_tokens
+        self.n_positions = self.net.n_positions
+        eos = getattr(hf_model.generation_config, "eos_token_id", None)
+        eos = tokenizer.eos_token_id if eos is None else eos
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        dev = self.net.device
+        with torch.inference_mode():
+            self.cache: KVCache = self.net.new_cache(max_batch)
+            self.history = torch.zeros((max_batch, self.n_positions), dtype=torch.long, device=dev)
+            self.seen = torch.zeros((max_batch, self.net.vocab_size), dtype=torch.bool, device=dev)
+        self.active: list[_Sequence] = []  # active[i] lives in slot i
+        self._waiting: deque[RequestHandle] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self.steps = 0
+        self._thread: threading.Thread | None = None
+        if start:
+            self._thread = threading.Thread(target=self._loop, name="relay-engine", daemon=True)
+            self._thread.start()
+
+    # --- public ---------------------------------------------------------------
+
+    def submit(self, request: Request) -> RequestHandle:
+        """Queue a request; it joins the running batch at the next step."""
+        n = len(request.prompt_ids)
+        if n == 0:
+            raise ValueError("empty prompt")
+        if n >= self.n_positions:
+            raise ValueError(
+                f"prompt of {n} tokens does not fit a {self.n_positions}-token context"
+            )
+        handle = RequestHandle(request, self)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("engine is closed")
+            self._waiting.append(handle)
+            self._cond.notify()
+        return handle
+
+    def generate(self, request: Request, timeout: float | None = None) -> EngineResult:
+        """Submit and wait (blocking convenience)."""
+        handle = self.submit(request)
+        if self._thread is None:
+            while not handle.done:
+                self.step()
+        result = handle.wait(timeout)
+        if result is None:
+            handle.cancel()
+            raise TimeoutError("generation did not finish in time")
+        return result
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._fail_all("engine closed")
+
+    @property
+    def load(self) -> int:
+        """Running plus waiting requests."""
+        return len(self.active) + len(self._waiting)
+
+    # --- the loop -------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not self._waiting and not self.active:
+                    self._cond.wait()
+                if self._closed:
+                    return
+            try:
+                self.step()
+            except Exception as exc:  # a broken step must not hang the waiters
+                log.exception("engine step failed")
+                self._fail_all(f"{type(exc).__name__}: {exc}")
+
+    @torch.inference_mode()
+    def step(self) -> int:
+        """One decode step for the running sequences plus prefills; returns the batch size."""
+        self._drop_cancelled()
+        parts: list[torch.Tensor] = []
+        if self.active:
+            parts.append(self._decode())  # (B_old, V)
+        for handle in self._admit():
+            parts.append(self._prefill(handle)[None])  # (1, V)
+        if not parts:
+            return 0
+        logits = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, V)
+        ctx = BatchContext(self.history, self._lengths(), self.seen)
+        tokens = sample(logits, [s.rows for s in self.active], ctx).tolist()  # (B,)
+        self._append(tokens)
+        self.steps += 1
+        batch = len(self.active)
+        self._leave([s for s in self.active if s.finish])
+        return batch
+
+    # --- step parts -------------------------------------------------------------
+
+    def _admit(self) -> list[RequestHandle]:
+        admitted: list[RequestHandle] = []
+        tokens = 0
+        with self._cond:
+            while self._waiting and len(self.active) + len(admitted) < self.max_batch:
+                handle = self._waiting[0]
+                if handle.cancelled:
+                    self._waiting.popleft()
+                    self._resolve(handle, [], "cancelled", "")
+                    continue
+                n = len(handle.request.prompt_ids)
+                if admitted and tokens + n > self.prefill_tokens:
+                    break
+                admitted.append(self._waiting.popleft())
+                tokens += n
+        return admitted
+
+    def _prefill(self, handle: RequestHandle) -> torch.Tensor:
+        req = handle.request
+        slot = len(self.active)
+        ids = torch.tensor(list(req.prompt_ids), dtype=torch.long, device=self.net.device)  # (T,)
+        logits = self.net.prefill(ids, self.cache, slot)  # (V,)
+        n = ids.shape[0]
+        self.history[slot, :n] = ids
+        self.seen[slot] = False
+        self.seen[slot, ids] = True
+        self.active.append(_Sequence(handle, _row_settings(req), self._budget(req, n), n, pos=n))
+        return logits
+
+    def _decode(self) -> torch.Tensor:
+        dev = self.net.device
+        tokens = torch.tensor([s.generated[-1] for s in self.active], device=dev)  # (B,)
+        positions = torch.tensor([s.pos for s in self.active], device=dev)  # (B,)
+        logits = self.net.decode(tokens, positions, self.cache)  # (B, V)
+        for seq in self.active:
+            seq.pos += 1
+        return logits
+
+    def _lengths(self) -> torch.Tensor:
+        lengths = [s.prompt_len + len(s.generated) for s in self.active]
+        return torch.tensor(lengths, device=self.net.device)  # (B,)
+
+    def _append(self, tokens: list[int]) -> None:
+        now = time.perf_counter()
+        rows = torch.arange(len(tokens), device=self.net.device)
+        ids = torch.tensor(tokens, device=self.net.device)
+        self.history[rows, self._lengths()] = ids
+        self.seen[rows, ids] = True
+        for seq, token in zip(self.active, tokens, strict=True):
+            if seq.handle.first_token_at is None:
+                seq.handle.first_token_at = now
+            if token in self.eos_ids and seq.handle.request.stop_on_eos:
+                seq.finish = "eos"
+                continue
+            seq.generated.append(token)
+            self._stream(seq)
+            if not seq.finish and len(seq.generated) >= seq.budget:
+                seq.finish = "length"
+
+    def _stream(self, seq: _Sequence) -> None:
+        """Hand on the new whole characters; cut at a stop string."""
+        req = seq.handle.request
+        text = self._decode_text(seq.generated)
+        if req.stop_strings:
+            cut = min((i for s in req.stop_strings if (i := text.find(s)) >= 0), default=-1)
+            if cut >= 0:
+                text, seq.finish = text[:cut], "stop"
+            else:
+                hold = max(len(s) for s in req.stop_strings) - 1
+                text = text[: max(len(seq.sent), len(text) - hold)]
+        if not seq.finish:
+            text = text.rstrip(REPLACEMENT_CHAR)  # a character still split across tokens
+        if len(text) > len(seq.sent) and text.startswith(seq.sent):
+            delta, seq.sent = text[len(seq.sent) :], text
+            if req.on_delta is not None:
+                req.on_delta(delta)
+
+    def _leave(self, finished: list[_Sequence]) -> None:
+        """Resolve finished sequences and compact the slots (the last one fills each hole)."""
+        for seq in sorted(finished, key=lambda s: self.active.index(s), reverse=True):
+            slot, last = self.active.index(seq), len(self.active) - 1
+            if slot != last:
+                moved = self.active[last]
+                self.cache.move(last, slot, moved.pos)
+                self.history[slot] = self.history[last]
+                self.seen[slot] = self.seen[last]
+                self.active[slot] = moved
+            self.active.pop()
+            self._finish(seq)
+
+    def _finish(self, seq: _Sequence) -> None:
+        text = self._decode_text(seq.generated)
+        if seq.finish == "stop":
+            stops = seq.handle.request.stop_strings
+            text = text[: min(i for s in stops if (i := text.find(s)) >= 0)]
+        on_delta = seq.handle.request.on_delta
+        grew = len(text) > len(seq.sent) and text.startswith(seq.sent)
+        if seq.finish != "cancelled" and grew and on_delta is not None:
+            on_delta(text[len(seq.sent) :])
+        self._resolve(seq.handle, seq.generated, seq.finish, text)
+
+    def _drop_cancelled(self) -> None:
+        gone = [s for s in self.active if s.handle.cancelled]
+        for seq in gone:
+            seq.finish = "cancelled"
+        if gone:
+            self._leave(gone)
+
+    def _resolve(
+        self, handle: RequestHandle, ids: list[int], reason: str, text: str, error: str = ""
+    ) -> None:
+        now = time.perf_counter()
+        first = handle.first_token_at or now
+        handle.result = EngineResult(
+            text, list(ids), reason, first - handle.submitted, now - handle.submitted, error
+        )
+        handle._done.set()
+
+    def _fail_all(self, message: str) -> None:
+        with self._cond:
+            waiting, self._waiting = list(self._waiting), deque()
+        for seq in self.active:
+            self._resolve(seq.handle, seq.generated, "error", "", message)
+        self.active = []
+        for handle in waiting:
+            self._resolve(handle, [], "error", "", message)
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _budget(self, req: Request, prompt_len: int) -> int:
+        return max(1, min(req.params.max_new_tokens, self.n_positions - prompt_len))
+
+    def _decode_text(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(
+            ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
+        )
+
+
+def _row_settings(req: Request) -> RowSettings:
+    p = req.params
+    seed = req.seed if req.seed is not None else random.getrandbits(63)
+    return RowSettings(
+        temperature=p.temperature,
+        top_k=p.top_k,
+        top_p=p.top_p,
+        repetition_penalty=p.repetition_penalty,
+        no_repeat_ngram_size=p.no_repeat_ngram_size,
+        bad_words_ids=[list(s) for s in req.bad_words_ids if s],
+        rng=random.Random(seed),
+    )

@@ -1,0 +1,92 @@
+"""Precision paths for the engine's weights: fp32, bf16, int8 (dynamic quantisation).
+
+- fp32: the reference; what the correctness tests compare against HF generate.
+- bf16: weights, activations and the KV cache in bfloat16, logits back in fp32.
+  On a GPU (or a CPU with AVX512-BF16/AMX) this halves memory traffic; on a
+  plain AVX2 CPU oneDNN emulates it and it is several times *slower* than fp32
+  (measured; see bench/results-generation.txt). fp16 is offered on CUDA only.
+- int8: torch's dynamic quantisation of every nn.Linear (the engine already
+  turned GPT-2's Conv1D layers into nn.Linear): int8 weights per output
+  channel, activations quantised per call. The LM head is quantised too unless
+  `quantize_head=False`; it is a third of GPT-2 small's weights.
+
+`perplexity()` is the quality check: a quantised path may only become the
+default when held-out perplexity stays within 1% of fp32 on the shipped model.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import torch
+from torch import nn
+
+from app.generation.engine.model import GPT2Engine
+
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
+
+def convert(engine: GPT2Engine, precision: str, quantize_head: bool = True) -> GPT2Engine:
+    """A copy of `engine` in `precision` (fp32 returns the engine itself)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return engine
+    if precision == "bf16":
+        return copy.deepcopy(engine).to(torch.bfloat16)
+    if precision == "fp16":
+        if engine.device.type != "cuda":
+            raise ValueError("fp16 is only offered on CUDA; use bf16 or int8 on CPU")
+        return copy.deepcopy(engine).to(torch.float16)
+    if engine.device.type != "cpu":
+        raise ValueError("int8 dynamic quantisation runs on CPU only; use fp16/bf16 on GPU")
+    return quantize_int8(engine, quantize_head)
+
+
+def quantize_int8(engine: GPT2Engine, quantize_head: bool = True) -> GPT2Engine:
+    """Dynamic int8 quantisation of the linear layers (per-channel weights, fbgemm/AVX2)."""
+    quantized = copy.deepcopy(engine)
+    if not quantize_head:
+        head = quantized.lm_head
+        quantized.lm_head = nn.Identity()  # keep it out of quantize_dynamic's reach
+    torch.backends.quantized.engine = _quant_backend()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notices
+        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+        quantized = torch.ao.quantization.quantize_dynamic(
+            quantized, {nn.Linear: qconfig}, dtype=torch.qint8, inplace=True
+        )
+    if not quantize_head:
+        quantized.lm_head = head
+    return quantized
+
+
+def _quant_backend() -> str:
+    engines = torch.backends.quantized.supported_engines
+    for name in ("fbgemm", "x86", "qnnpack"):
+        if name in engines:
+            return name
+    return engines[0]
+
+
+@torch.inference_mode()
+def perplexity(engine: GPT2Engine, ids: list[int], window: int = 256, stride: int = 128) -> float:
+    """exp(mean next-token loss) of `ids` with sliding windows (each token scored once)."""
+    total, count, prev_end = 0.0, 0, 0
+    window = min(window, engine.n_positions)
+    for start in range(0, max(1, len(ids) - 1), stride):
+        end = min(start + window, len(ids))
+        chunk = torch.tensor([ids[start:end]], device=engine.device)  # (1, T)
+        logits = engine.logits(chunk)[0, :-1]  # (T-1, V)
+        targets = chunk[0, 1:]
+        losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")  # (T-1,)
+        fresh = end - max(prev_end, start + 1)  # targets not scored by an earlier window
+        if fresh > 0:
+            total += float(losses[-fresh:].sum())
+            count += fresh
+        prev_end = end
+        if end == len(ids):
+            break
+    return math.exp(total / max(1, count))

@@ -1,0 +1,170 @@
+"""Batched sampling: one call per step for every running sequence, each with its own settings.
+
+Hugging Face's warpers sort the whole vocabulary for top-p (50k entries per
+row per step) and its no-repeat-n-gram processor walks every sequence in
+Python at every step. Here, for a batch of B rows:
+
+- repetition penalty: one `where` over a (B, V) "token seen" mask kept by the
+  engine (same result as HF's gather/scatter on the context ids);
+- no-repeat n-grams: the context's (n-1)-grams compared to its last n-1
+  tokens with `unfold`, all rows at once (one group per distinct n);
+- top-k before the nucleus: `topk` of K = max(top_k) candidates, then the
+  nucleus cut on those K only. A row without top-k (top_k=0) uses K candidates
+  too when they already hold top_p of the full distribution (the exact same
+  nucleus); only a row where they do not is sorted in full;
+- the draw: one uniform number per row from the request's own seeded
+  generator, inverted through the row's cumulative distribution, so a
+  sequence's tokens do not depend on what else is in the batch.
+
+Processing order and semantics follow HF generate: repetition penalty,
+no-repeat n-grams, bad words, temperature, top-k, top-p.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+CANDIDATES = 64  # top-k candidates examined for rows without their own top-k
+NEG_INF = float("-inf")
+
+
+@dataclass
+class RowSettings:
+    """The sampling settings of one running sequence (built once per request)."""
+
+    temperature: float
+    top_k: int
+    top_p: float
+    repetition_penalty: float
+    no_repeat_ngram_size: int
+    bad_words_ids: list[list[int]] = field(default_factory=list)
+    rng: random.Random = field(default_factory=random.Random)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+@dataclass
+class BatchContext:
+    """What the processors need to see of the contexts: rows 0..B-1 of the engine's slots."""
+
+    history: torch.Tensor  # (S, T_max) long: prompt + generated ids per slot
+    lengths: torch.Tensor  # (B,) long: valid ids per row
+    seen: torch.Tensor  # (S, V) bool: ids present in the context per slot
+
+
+def sample(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext) -> torch.Tensor:
+    """The next token (B,) for logits (B, V) in fp32; modifies logits in place."""
+    B, V = logits.shape
+    dev = logits.device
+    _repetition_penalty(logits, rows, ctx.seen[:B])
+    _no_repeat_ngrams(logits, rows, ctx)
+    _bad_words(logits, rows, ctx)
+    greedy = torch.tensor([r.greedy for r in rows], device=dev)  # (B,)
+    temps = torch.tensor([r.temperature if r.temperature > 0 else 1.0 for r in rows], device=dev)
+    logits /= temps[:, None]
+    top_ks = [r.top_k if 0 < r.top_k < V else 0 for r in rows]
+    K = min(V, max(max(top_ks), CANDIDATES if 0 in top_ks else 1))
+    values, indices = torch.topk(logits, K, dim=-1)  # (B, K) each, descending
+    ks = torch.tensor([k or K for k in top_ks], device=dev)
+    values = values.masked_fill(torch.arange(K, device=dev)[None, :] >= ks[:, None], NEG_INF)
+    # Normalise over the top-k set (HF: top-p after top-k), or the full vocabulary without top-k.
+    full = torch.tensor([k == 0 for k in top_ks], device=dev)  # (B,)
+    norm = torch.where(full, torch.logsumexp(logits, -1), torch.logsumexp(values, -1))  # (B,)
+    probs = torch.exp(values - norm[:, None])  # (B, K)
+    cum = probs.cumsum(-1)  # (B, K)
+    top_p = torch.tensor([r.top_p for r in rows], device=dev)  # (B,)
+    keep = (cum - probs) < top_p[:, None]  # exclusive mass before the token < top_p
+    keep[:, 0] = True
+    probs = probs * keep
+    u = torch.tensor([r.rng.random() for r in rows], device=dev, dtype=probs.dtype)  # (B,)
+    picked = _invert(probs, u)  # (B,)
+    tokens = indices.gather(1, picked[:, None])[:, 0]  # (B,)
+    tokens = torch.where(greedy, indices[:, 0], tokens)
+    short = (full & ~greedy & (cum[:, -1] < top_p)).nonzero().flatten().tolist()
+    for row in short:  # the nucleus reaches past K candidates: sort this row in full
+        tokens[row] = _full_nucleus(logits[row], float(top_p[row]), float(u[row]))
+    return tokens
+
+
+def _invert(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index (B,) where each row's cumulative mass first exceeds u * its total."""
+    cum = probs.cumsum(-1)  # (B, K)
+    target = u * cum[:, -1]  # (B,)
+    picked = torch.searchsorted(cum, target[:, None], right=True)[:, 0]  # (B,)
+    nonzero = probs > 0
+    last = nonzero.shape[1] - 1 - nonzero.flip(-1).float().argmax(-1)  # last kept index
+    return torch.minimum(picked, last)
+
+
+def _full_nucleus(row_logits: torch.Tensor, top_p: float, u: float) -> int:
+    values, indices = torch.sort(row_logits, descending=True)  # (V,)
+    probs = torch.softmax(values, -1)
+    cum = probs.cumsum(-1)
+    keep = (cum - probs) < top_p
+    keep[0] = True
+    probs = probs * keep
+    picked = _invert(probs[None], torch.tensor([u], dtype=probs.dtype))[0]
+    return int(indices[picked])
+
+
+def _repetition_penalty(
+    logits: torch.Tensor, rows: Sequence[RowSettings], seen: torch.Tensor
+) -> None:
+    penalties = [r.repetition_penalty for r in rows]
+    if all(p == 1.0 for p in penalties):
+        return
+    p = torch.tensor(penalties, device=logits.device)[:, None]  # (B, 1)
+    penalised = torch.where(logits < 0, logits * p, logits / p)  # (B, V)
+    logits.copy_(torch.where(seen, penalised, logits))
+
+
+def _no_repeat_ngrams(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext) -> None:
+    sizes = {r.no_repeat_ngram_size for r in rows if r.no_repeat_ngram_size > 0}
+    for n in sizes:
+        picked = [i for i, r in enumerate(rows) if r.no_repeat_ngram_size == n]
+        _ban_ngrams(logits, torch.tensor(picked, device=logits.device), n, ctx)
+
+
+def _ban_ngrams(logits: torch.Tensor, picked: torch.Tensor, n: int, ctx: BatchContext) -> None:
+    """Forbid, per picked row, each token that followed an earlier copy of its last n-1 ids."""
+    lengths = ctx.lengths[picked]  # (R,)
+    t = int(lengths.max())
+    if t < n:
+        return
+    hist = ctx.history[picked, :t]  # (R, T)
+    if n == 1:  # every seen token is banned
+        for row, length in zip(picked.tolist(), lengths.tolist(), strict=True):
+            logits[row, ctx.history[row, :length]] = NEG_INF
+        return
+    offsets = torch.arange(n - 1, device=hist.device)  # (n-1,)
+    tail = hist.gather(1, (lengths[:, None] - (n - 1) + offsets).clamp(min=0))  # (R, n-1)
+    windows = hist.unfold(1, n - 1, 1)[:, : t - n + 1]  # (R, W, n-1): window j -> id j+n-1 next
+    starts = torch.arange(t - n + 1, device=hist.device)  # (W,)
+    valid = (starts[None, :] + n - 1 < lengths[:, None]) & (lengths[:, None] >= n)  # (R, W)
+    match = (windows == tail[:, None, :]).all(-1) & valid  # (R, W)
+    r_idx, w_idx = match.nonzero(as_tuple=True)
+    if r_idx.numel():
+        banned = hist[r_idx, w_idx + n - 1]  # ids that followed a match
+        logits[picked[r_idx], banned] = NEG_INF
+
+
+def _bad_words(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext) -> None:
+    for row, settings in enumerate(rows):
+        if not settings.bad_words_ids:
+            continue
+        length = int(ctx.lengths[row])
+        for seq in settings.bad_words_ids:
+            prefix = seq[:-1]
+            if len(prefix) > length:
+                continue
+            if prefix:
+                tail = ctx.history[row, length - len(prefix) : length].tolist()
+                if tail != prefix:
+                    continue
+            logits[row, seq[-1]] = NEG_INF

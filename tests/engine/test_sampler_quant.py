@@ -1,0 +1,91 @@
+"""Batched sampling against HF's warpers, and the quantised paths' perplexity."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.generation.engine.sampler import BatchContext, RowSettings, sample
+
+
+def hf_allowed(logits: torch.Tensor, row: RowSettings, context: list[int]) -> set[int]:
+    from transformers.generation.logits_process import (
+        LogitsProcessorList,
+        NoRepeatNGramLogitsProcessor,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    procs = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(row.repetition_penalty)])
+    if row.no_repeat_ngram_size:
+        procs.append(NoRepeatNGramLogitsProcessor(row.no_repeat_ngram_size))
+    procs.append(TemperatureLogitsWarper(row.temperature))
+    if row.top_k:
+        procs.append(TopKLogitsWarper(row.top_k))
+    procs.append(TopPLogitsWarper(row.top_p))
+    out = procs(torch.tensor([context]), logits[None].clone())[0]
+    return set(torch.isfinite(out).nonzero().flatten().tolist())
+
+
+def test_sampled_tokens_stay_inside_hf_nucleus():
+    """Is every drawn token one HF's processors (penalty, n-grams, top-k, top-p) would allow?"""
+    torch.manual_seed(0)
+    V, B, T = 500, 6, 40
+    settings = [
+        RowSettings(0.8, 50, 0.9, 1.15, 3),
+        RowSettings(1.05, 0, 0.97, 1.1, 4),  # no top-k: the full-sort fallback on flat rows
+        RowSettings(0.6, 40, 0.85, 1.2, 3),
+        RowSettings(1.0, 5, 1.0, 1.0, 0),
+        RowSettings(2.0, 0, 0.5, 1.3, 2),
+        RowSettings(0.7, 0, 0.92, 1.15, 3),
+    ]
+    lengths = [40, 12, 25, 3, 30, 40]
+    history = torch.randint(0, 30, (B, T))  # small alphabet: many repeated n-grams
+    seen = torch.zeros(B, V, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        seen[b, history[b, :n]] = True
+    ctx = BatchContext(history, torch.tensor(lengths), seen)
+    for trial in range(40):
+        for s in settings:
+            s.rng = random.Random(trial)
+        logits = torch.randn(B, V) * (0.2 if trial % 2 else 3.0)  # flat and peaked rows
+        tokens = sample(logits.clone(), settings, ctx).tolist()
+        for b, (token, s) in enumerate(zip(tokens, settings, strict=True)):
+            assert token in hf_allowed(logits[b], s, history[b, : lengths[b]].tolist())
+
+
+def test_greedy_row_is_argmax_after_penalties():
+    """Does a greedy row take the arg-max of the penalised logits whatever its neighbours do?"""
+    logits = torch.tensor([[1.0, 3.0, 2.9, -1.0], [0.0, 0.1, 0.2, 0.3]])
+    history = torch.tensor([[1, 1, 1], [0, 1, 2]])
+    seen = torch.tensor([[False, True, False, False], [True, True, True, False]])
+    rows = [RowSettings(0.0, 0, 1.0, 1.2, 0), RowSettings(0.9, 2, 0.5, 1.0, 0)]
+    tokens = sample(logits, rows, BatchContext(history, torch.tensor([3, 3]), seen))
+    assert tokens[0] == 2  # 3.0 / 1.2 = 2.5 < 2.9
+
+
+@pytest.mark.parametrize("precision,bound", [("int8", 0.01), ("bf16", 0.01)])
+def test_quantised_perplexity_stays_within_bound(tiny_model_dir: Path, precision, bound):
+    """Does the int8/bf16 path keep perplexity on a fixed text within 1% of fp32?"""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from app.generation.engine.model import GPT2Engine
+    from app.generation.engine.quant import convert, perplexity
+    from tests.conftest import TINY_TEXT
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    ids = tokenizer.encode(TINY_TEXT[:3000])
+    fp32 = GPT2Engine(model)
+    reference = perplexity(fp32, ids, window=128, stride=64)
+    with torch.inference_mode():
+        hf_logits = model(torch.tensor([ids[:100]])).logits[0]
+        ours = fp32.logits(torch.tensor([ids[:100]]))[0]
+    assert torch.allclose(hf_logits, ours, atol=1e-4)
+    quantised = perplexity(convert(fp32, precision), ids, window=128, stride=64)
+    assert abs(quantised / reference - 1) <= bound, (precision, reference, quantised)
