@@ -1,0 +1,1 @@
+"""Model workshop: tokenizers, training, evaluation, baselines (torch only, no Flask)."""

@@ -1,0 +1,127 @@
+"""MODEL_CARD.md: written at the end of training, its measured-figures section by `model eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EVAL_START = "<!-- measured:start -->"
+EVAL_END = "<!-- measured:end -->"
+
+
+def source_rows(corpus_dir: Path, files: list[Path]) -> list[str]:
+    """The SOURCES.md table rows (with header) that describe the corpus files, if any."""
+    for candidate in (corpus_dir / "SOURCES.md", corpus_dir.parent / "SOURCES.md"):
+        if candidate.is_file():
+            lines = candidate.read_text(encoding="utf-8").splitlines()
+            break
+    else:
+        return []
+    wanted = {f"`{corpus_dir.name}/{f.name}`" for f in files}
+    rows = [ln for ln in lines if ln.startswith("|") and any(w in ln for w in wanted)]
+    header = next((i for i, ln in enumerate(lines) if ln.startswith("| file")), None)
+    if header is None or not rows:
+        return rows
+    return lines[header : header + 2] + rows
+
+
+def card_text(out: Path, config, data, state, metrics: dict) -> str:
+    """MODEL_CARD.md: data and credits, config, training time, figures measured so far."""
+    corpus = Path(config.corpus)
+    rows = source_rows(corpus, data.split.files) or [f"- `{f.name}`" for f in data.split.files]
+    notes = Path(config.card_notes).read_text(encoding="utf-8") if config.card_notes else ""
+    arch = (
+        f"GPT-2, {config.n_layer} layers, width {config.n_embd}, {config.n_head} heads, "
+        f"context {data.context}, vocab {len(data.tokenizer)}"
+        if config.init == "scratch"
+        else f"fine-tuned from `{config.init}`"
+    )
+    return "\n".join(
+        [
+            f"# {out.name}",
+            "",
+            f"A small causal language model trained by the Relay Novel model workshop: {arch}, "
+            f"{metrics['parameters'] / 1e6:.2f}M parameters.",
+            "",
+            notes.strip(),
+            "",
+            "## Training data",
+            "",
+            f"Corpus folder `{corpus.name}/`: {len(data.split.files)} files, "
+            f"{data.split.train_chars:,} training and {data.split.val_chars:,} validation "
+            "characters. The last 10% of every file is validation and was never trained on.",
+            "",
+            *rows,
+            "",
+            "## Training",
+            "",
+            f"- steps: {state.step}, tokens seen: {state.tokens:,}, "
+            f"wall time: {state.elapsed / 60:.1f} min on `{metrics['device']}` "
+            f"({metrics['threads']} torch threads), bf16 autocast: {metrics['bf16']}",
+            f"- best validation loss: {state.best_val:.4f} nats/token (periodic subset; the "
+            "saved weights are the best-validation checkpoint)",
+            "- config: see `metrics.json` (`config`); loss curve: `loss_curve.png`",
+            "",
+            "## Measured figures",
+            "",
+            EVAL_START,
+            "Not evaluated yet: run `flask model eval --model DIR --corpus DIR --baselines`.",
+            EVAL_END,
+            "",
+        ]
+    )
+
+
+def update_card_section(card: Path, body: str) -> None:
+    """Replace the measured-figures section of a card (append one if it has none)."""
+    text = card.read_text(encoding="utf-8") if card.exists() else ""
+    block = f"{EVAL_START}\n{body.strip()}\n{EVAL_END}"
+    if EVAL_START in text and EVAL_END in text:
+        head, rest = text.split(EVAL_START, 1)
+        text = head + block + rest.split(EVAL_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## Measured figures\n\n" + block + "\n"
+    card.write_text(text, encoding="utf-8")
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def measured_markdown(results: dict) -> str:
+    """The eval results as a Markdown table, the targets and the command that produced them."""
+    lines = [
+        "| | bits/char | token ppl | distinct-2 | rep-4gram | notes |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for row in [*results["rows"], results["corpus"]]:
+        cells = [f"{row[k]:.4f}" if k in row else "-" for k in
+                 ("bits_per_char", "token_perplexity", "distinct_2", "repeated_4gram")]
+        note = ", ".join(f"{k}={row[k]}" for k in ("k", "train_minutes", "steps") if k in row)
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + f" | {note} |")
+    t = results["targets"]
+    checks = []
+    if "vs_best_bigram" in t:
+        got = t["vs_best_bigram"]["reduction"]
+        checks.append(f"- bits/char vs the better bigram: {_pct(got)} lower (target >= 35%: "
+                      f"{'met' if got >= 0.35 else 'MISSED'})")
+    if "vs_lstm" in t:
+        got = t["vs_lstm"]["reduction"]
+        checks.append(f"- bits/char vs the LSTM ({results.get('lstm_minutes')} min budget): "
+                      f"{_pct(got)} lower (target >= 15%: {'met' if got >= 0.15 else 'MISSED'})")
+    ratio = t["repeat_ratio"]["ratio"]
+    if ratio is not None:
+        checks.append(f"- repeated-4-gram rate of samples / corpus's own: {ratio:.2f}x "
+                      f"(target <= 2x: {'met' if ratio <= 2 else 'MISSED'})")
+    return "\n".join([
+        f"Validation split of `{Path(results['corpus_dir']).name}/` (last 10% of every file); "
+        f"{results['n_samples']} samples of {results['settings']['max_new_tokens']} tokens "
+        "with the default `SamplingSettings` from held-out prompts (the model's window "
+        "minus the sample length, at most 64 tokens). "
+        "Repetition figures count whitespace-separated words.",
+        "", *lines, "", *checks, "", "Produced by:", "", "```", results.get("command", ""), "```",
+    ])
+
+
+def measured_section(model_dir: Path, results: dict) -> None:
+    """Write the eval results into the model's card."""
+    update_card_section(Path(model_dir) / "MODEL_CARD.md", measured_markdown(results))
