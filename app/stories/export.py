@@ -15,7 +15,10 @@ from app.stories.relay import visible_turns
 
 FORMATS = {"txt": "text/plain; charset=utf-8", "md": "text/markdown; charset=utf-8"}
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~])")
+# Inline markup characters, escaped everywhere; list/heading markers only at a line start.
+_MD_INLINE = re.compile(r"([\\`*_{}\[\]<>#|~])")
+_MD_ORDERED = re.compile(r"^(\s*\d+)([.)])")
+_MD_BULLET = re.compile(r"^(\s*)([-+=])")
 _FILENAME_UNSAFE = re.compile(r"[^\w\-]+", re.UNICODE)
 
 
@@ -59,7 +62,8 @@ def _markdown(story: Story, turns: list[Turn]) -> str:
 
 
 def _md_escape(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_INLINE.sub(r"\\\1", text)
+    return _MD_BULLET.sub(r"\1\\\2", _MD_ORDERED.sub(r"\1\\\2", text))
 
 
 def _md_paragraph(text: str) -> str:
