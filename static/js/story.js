@@ -158,6 +158,13 @@
   // --- events ---------------------------------------------------------------
 
   const handlers = {
+    stream_open(event) {
+      sawPosition(event.last_position);
+      if (event.job && (event.job.status === "queued" || event.job.status === "running")) {
+        pendingNode(event.job.id);
+      }
+      refreshState();
+    },
     turn_created(event) {
       const turn = event.turn;
       if (!turn) return;
