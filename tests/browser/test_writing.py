@@ -17,7 +17,8 @@ WATCH_STREAM = """() => {
   window.__loaded = performance.timeOrigin;
   new MutationObserver(() => {
     if (document.querySelector('.turn-pending .turn-text')?.textContent) window.__deltas += 1;
-  }).observe(document.getElementById('turns'), {subtree: true, childList: true, characterData: true});
+  }).observe(document.getElementById('turns'),
+             {subtree: true, childList: true, characterData: true});
 }"""
 
 
