@@ -99,6 +99,7 @@ def char_bigram_score(train_texts: Sequence[str], val_texts: Sequence[str]) -> t
     train = [i for s in char_streams(train_texts, vocab) for i in s]
     model = fit_bigram(train, len(vocab) + 2)
     score = model.score(char_streams(val_texts, vocab))
+    score.chars = sum(len(t) for t in val_texts)
     return score, model.k
 
 
