@@ -249,6 +249,25 @@ def test_regenerate_refused_for_someone_else(app, client, browser, factory):
     )
 
 
+def test_failed_generation_shows_the_error_and_offers_a_retry(app, client, browser):
+    """When the model fails, does the writer see the job's error and a way to ask again?"""
+    from app.stories.jobs import fail_job
+
+    browser.register("alice")
+    client.post("/stories/new", data=GOOD_STORY)
+    client.post("/stories/1/turns", data={"text": "Mine.", "expected_position": 0})
+    with app.app_context():
+        job = relay.pending_job(relay.get_story(1))
+        claim_job(job.id, "test")
+        fail_job(job.id, "The model wrote nothing usable twice.")
+    page = client.get("/stories/1").get_data(as_text=True)
+    assert "The model could not write its turn: The model wrote nothing usable twice." in page
+    assert 'action="/stories/1/turns/1/regenerate"' in page
+    assert client.post("/stories/1/turns/1/regenerate").status_code == 302
+    state = client.get("/stories/1/state.json").json
+    assert state["pending_job"]["status"] == "queued" and state["failed_job"] is None
+
+
 def test_round_robin_join_and_whose_turn(app, client, browser, factory):
     """Does a round-robin story offer Join, and tell each participant whose turn it is?"""
     alice = factory.user("alice")
