@@ -134,10 +134,19 @@
     }
   }
 
-  async function refreshState() {
+  // Coalesced: a burst of events costs one request, and only the newest answer counts.
+  let refreshTimer = null;
+  let refreshSeq = 0;
+  function refreshState() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(fetchState, 120);
+  }
+
+  async function fetchState() {
+    const seq = ++refreshSeq;
     try {
       const response = await fetch(story.dataset.stateUrl, { headers: { Accept: "application/json" } });
-      if (response.ok) applyState(await response.json());
+      if (response.ok && seq === refreshSeq) applyState(await response.json());
     } catch (_) {
       /* offline: the next event or reconnect tries again */
     }
