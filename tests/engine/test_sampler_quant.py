@@ -46,10 +46,7 @@ def test_sampled_tokens_stay_inside_hf_nucleus():
     ]
     lengths = [40, 12, 25, 3, 30, 40]
     history = torch.randint(0, 30, (B, T))  # small alphabet: many repeated n-grams
-    seen = torch.zeros(B, V, dtype=torch.bool)
-    for b, n in enumerate(lengths):
-        seen[b, history[b, :n]] = True
-    ctx = BatchContext(history, torch.tensor(lengths), seen)
+    ctx = BatchContext(history, torch.tensor(lengths))
     for trial in range(40):
         for s in settings:
             s.rng = random.Random(trial)
@@ -63,9 +60,8 @@ def test_greedy_row_is_argmax_after_penalties():
     """Does a greedy row take the arg-max of the penalised logits whatever its neighbours do?"""
     logits = torch.tensor([[1.0, 3.0, 2.9, -1.0], [0.0, 0.1, 0.2, 0.3]])
     history = torch.tensor([[1, 1, 1], [0, 1, 2]])
-    seen = torch.tensor([[False, True, False, False], [True, True, True, False]])
     rows = [RowSettings(0.0, 0, 1.0, 1.2, 0), RowSettings(0.9, 2, 0.5, 1.0, 0)]
-    tokens = sample(logits, rows, BatchContext(history, torch.tensor([3, 3]), seen))
+    tokens = sample(logits, rows, BatchContext(history, torch.tensor([3, 3])))
     assert tokens[0] == 2  # 3.0 / 1.2 = 2.5 < 2.9
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from app.generation.engine.batch import Engine, EngineResult, Request
 from app.generation.engine.model import UnsupportedModel
+from app.generation.engine.quant import PRECISIONS
 from app.generation.generator import (
     DeltaCallback,
     Generation,
@@ -138,3 +139,19 @@ def _drain(deltas: queue.SimpleQueue[str], on_delta: DeltaCallback | None) -> No
             return
         if on_delta is not None:
             on_delta(delta)
+
+
+def build_generator(config: Any, registry: ModelRegistry) -> Any:
+    """The generator the config asks for: RELAY_ENGINE=batched|hf, RELAY_PRECISION=fp32|int8|..."""
+    engine = str(config.get("RELAY_ENGINE") or "batched").lower()
+    if engine == "hf":
+        return Generator(registry)
+    if engine != "batched":
+        raise ValueError(f"RELAY_ENGINE must be batched or hf, not {engine!r}")
+    precision = str(config.get("RELAY_PRECISION") or "fp32").lower()
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"RELAY_PRECISION must be one of {', '.join(PRECISIONS)}, not {precision!r}"
+        )
+    max_batch = int(config.get("RELAY_MAX_BATCH") or 16)
+    return EngineGenerator(registry, precision=precision, max_batch=max_batch)

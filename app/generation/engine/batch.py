@@ -124,7 +124,6 @@ class Engine:
         with torch.inference_mode():
             self.cache: KVCache = self.net.new_cache(max_batch)
             self.history = torch.zeros((max_batch, self.n_positions), dtype=torch.long, device=dev)
-            self.seen = torch.zeros((max_batch, self.net.vocab_size), dtype=torch.bool, device=dev)
         self.active: list[_Sequence] = []  # active[i] lives in slot i
         self._waiting: deque[RequestHandle] = deque()
         self._cond = threading.Condition()
@@ -210,7 +209,7 @@ class Engine:
         if not parts:
             return 0
         logits = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, V)
-        ctx = BatchContext(self.history, self._lengths(), self.seen)
+        ctx = BatchContext(self.history, self._lengths())
         tokens = sample(logits, [s.rows for s in self.active], ctx).tolist()  # (B,)
         self._append(tokens)
         self.steps += 1
@@ -244,8 +243,6 @@ class Engine:
         logits = self.net.prefill(ids, self.cache, slot)  # (V,)
         n = ids.shape[0]
         self.history[slot, :n] = ids
-        self.seen[slot] = False
-        self.seen[slot, ids] = True
         self.active.append(_Sequence(handle, _row_settings(req), self._budget(req, n), n, pos=n))
         return logits
 
@@ -267,7 +264,6 @@ class Engine:
         rows = torch.arange(len(tokens), device=self.net.device)
         ids = torch.tensor(tokens, device=self.net.device)
         self.history[rows, self._lengths()] = ids
-        self.seen[rows, ids] = True
         for seq, token in zip(self.active, tokens, strict=True):
             if seq.handle.first_token_at is None:
                 seq.handle.first_token_at = now
@@ -305,7 +301,6 @@ class Engine:
                 moved = self.active[last]
                 self.cache.move(last, slot, moved.pos)
                 self.history[slot] = self.history[last]
-                self.seen[slot] = self.seen[last]
                 self.active[slot] = moved
             self.active.pop()
             self._finish(seq)

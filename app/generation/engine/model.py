@@ -111,10 +111,14 @@ class GPT2Engine(nn.Module):
         # Each row sees its own cache up to and including its new position.
         keep = torch.arange(t_max, device=tokens.device)[None, :] <= positions[:, None]  # (B, T)
         mask = keep[:, None, None, :]  # (B, 1, 1, T)
+        H, T_max = self.n_head, cache.max_len
+        heads = torch.arange(H, device=tokens.device)
+        # Row (b, h, positions[b]) of each layer's cache seen as (S * H * T_max, D).
+        flat = ((rows[:, None] * H + heads[None, :]) * T_max + positions[:, None]).flatten()
         for layer, block in enumerate(self.blocks):
             q, k, v = self._qkv(block, x)  # each (B, H, 1, D)
-            cache.k[layer, rows, :, positions] = k[:, :, 0]  # (B, H, D) scattered per row
-            cache.v[layer, rows, :, positions] = v[:, :, 0]
+            cache.k[layer].view(-1, k.shape[-1]).index_copy_(0, flat, k.reshape(B * H, -1))
+            cache.v[layer].view(-1, v.shape[-1]).index_copy_(0, flat, v.reshape(B * H, -1))
             keys = cache.k[layer, :B, :, :t_max]  # (B, H, T, D) view
             values = cache.v[layer, :B, :, :t_max]
             y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, H, 1, D)

@@ -4,11 +4,12 @@ Hugging Face's warpers sort the whole vocabulary for top-p (50k entries per
 row per step) and its no-repeat-n-gram processor walks every sequence in
 Python at every step. Here, for a batch of B rows:
 
-- repetition penalty: one `where` over a (B, V) "token seen" mask kept by the
-  engine (same result as HF's gather/scatter on the context ids);
+- repetition penalty: HF's gather/penalise/scatter on the context ids, all rows
+  at once (B x T, not B x V);
 - no-repeat n-grams: the context's (n-1)-grams compared to its last n-1
   tokens with `unfold`, all rows at once (one group per distinct n);
-- top-k before the nucleus: `topk` of K = max(top_k) candidates, then the
+- temperature and top-k before the nucleus: `topk` of K = max(top_k)
+  candidates (temperature does not change the order), then temperature and the
   nucleus cut on those K only. A row without top-k (top_k=0) uses K candidates
   too when they already hold top_p of the full distribution (the exact same
   nucleus); only a row where they do not is sorted in full;
@@ -55,27 +56,31 @@ class BatchContext:
 
     history: torch.Tensor  # (S, T_max) long: prompt + generated ids per slot
     lengths: torch.Tensor  # (B,) long: valid ids per row
-    seen: torch.Tensor  # (S, V) bool: ids present in the context per slot
 
 
 def sample(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext) -> torch.Tensor:
     """The next token (B,) for logits (B, V) in fp32; modifies logits in place."""
     B, V = logits.shape
     dev = logits.device
-    _repetition_penalty(logits, rows, ctx.seen[:B])
+    _repetition_penalty(logits, rows, ctx)
     _no_repeat_ngrams(logits, rows, ctx)
     _bad_words(logits, rows, ctx)
     greedy = torch.tensor([r.greedy for r in rows], device=dev)  # (B,)
     temps = torch.tensor([r.temperature if r.temperature > 0 else 1.0 for r in rows], device=dev)
-    logits /= temps[:, None]
     top_ks = [r.top_k if 0 < r.top_k < V else 0 for r in rows]
     K = min(V, max(max(top_ks), CANDIDATES if 0 in top_ks else 1))
+    # Temperature keeps the order, so the top-k of the raw logits are the top-k after it.
     values, indices = torch.topk(logits, K, dim=-1)  # (B, K) each, descending
+    values = values / temps[:, None]
     ks = torch.tensor([k or K for k in top_ks], device=dev)
     values = values.masked_fill(torch.arange(K, device=dev)[None, :] >= ks[:, None], NEG_INF)
     # Normalise over the top-k set (HF: top-p after top-k), or the full vocabulary without top-k.
-    full = torch.tensor([k == 0 for k in top_ks], device=dev)  # (B,)
-    norm = torch.where(full, torch.logsumexp(logits, -1), torch.logsumexp(values, -1))  # (B,)
+    norm = torch.logsumexp(values, -1)  # (B,)
+    full_rows = [i for i, k in enumerate(top_ks) if k == 0 and not rows[i].greedy]
+    if full_rows:
+        picked_rows = torch.tensor(full_rows, device=dev)
+        full_logits = logits[picked_rows] / temps[picked_rows, None]  # (F, V)
+        norm[picked_rows] = torch.logsumexp(full_logits, -1)
     probs = torch.exp(values - norm[:, None])  # (B, K)
     cum = probs.cumsum(-1)  # (B, K)
     top_p = torch.tensor([r.top_p for r in rows], device=dev)  # (B,)
@@ -86,9 +91,9 @@ def sample(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext)
     picked = _invert(probs, u)  # (B,)
     tokens = indices.gather(1, picked[:, None])[:, 0]  # (B,)
     tokens = torch.where(greedy, indices[:, 0], tokens)
-    short = (full & ~greedy & (cum[:, -1] < top_p)).nonzero().flatten().tolist()
-    for row in short:  # the nucleus reaches past K candidates: sort this row in full
-        tokens[row] = _full_nucleus(logits[row], float(top_p[row]), float(u[row]))
+    for j, row in enumerate(full_rows):  # the nucleus reaches past K candidates: sort in full
+        if float(cum[row, -1]) < float(top_p[row]):
+            tokens[row] = _full_nucleus(full_logits[j], float(top_p[row]), float(u[row]))
     return tokens
 
 
@@ -114,14 +119,19 @@ def _full_nucleus(row_logits: torch.Tensor, top_p: float, u: float) -> int:
 
 
 def _repetition_penalty(
-    logits: torch.Tensor, rows: Sequence[RowSettings], seen: torch.Tensor
+    logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext
 ) -> None:
+    """HF's penalty on every id in the context: gather (B, T), penalise, scatter back."""
     penalties = [r.repetition_penalty for r in rows]
     if all(p == 1.0 for p in penalties):
         return
+    T = int(ctx.lengths.max())
+    ids = ctx.history[: len(rows), :T]  # (B, T)
+    inside = torch.arange(T, device=ids.device)[None, :] < ctx.lengths[:, None]  # (B, T)
+    ids = torch.where(inside, ids, ids[:, :1])  # padding repeats an id: scatter is idempotent
     p = torch.tensor(penalties, device=logits.device)[:, None]  # (B, 1)
-    penalised = torch.where(logits < 0, logits * p, logits / p)  # (B, V)
-    logits.copy_(torch.where(seen, penalised, logits))
+    scores = logits.gather(1, ids)  # (B, T)
+    logits.scatter_(1, ids, torch.where(scores < 0, scores * p, scores / p))
 
 
 def _no_repeat_ngrams(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext) -> None:

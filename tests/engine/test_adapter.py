@@ -1,0 +1,78 @@
+"""The engine behind the runner's generator interface."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.generation.engine.adapter import EngineGenerator, build_generator, engine_for
+from app.generation.generator import Generator
+from app.generation.registry import ModelRegistry
+from app.generation.sampling import SamplingParams
+
+GREEDY = SamplingParams(temperature=0, max_new_tokens=20)
+
+
+@pytest.fixture(scope="module")
+def registry(tiny_model_dir: Path) -> ModelRegistry:
+    return ModelRegistry({"tiny": str(tiny_model_dir)}, device="cpu")
+
+
+def test_engine_generator_writes_what_hf_generator_writes(registry):
+    """Does the batched generator give the HF generator's greedy text, streamed in whole pieces?"""
+    deltas: list[str] = []
+    ours = EngineGenerator(registry).run("tiny", "Once upon a time", GREEDY, on_delta=deltas.append)
+    theirs = Generator(registry).run("tiny", "Once upon a time", GREEDY)
+    assert ours.token_ids == theirs.token_ids
+    assert ours.text == theirs.text == "".join(deltas)
+    assert ours.stop_reason in ("eos", "length")
+
+
+def test_concurrent_jobs_share_the_engine(registry):
+    """Do jobs from several runner threads finish with their own text when batched together?"""
+    generator = EngineGenerator(registry)
+    prompts = ["Once upon a time", "옛날 옛적에", "The waves answered", "She said:"]
+    alone = [generator.run("tiny", p, GREEDY).text for p in prompts]
+    together: dict[int, str] = {}
+
+    def job(i: int) -> None:
+        together[i] = generator.generate("tiny", prompts[i], GREEDY)
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [together[i] for i in range(len(prompts))] == alone
+
+
+def test_should_stop_cancels_the_request(registry):
+    """When the runner says stop, does the job end as "stopped" and free its slot?"""
+    generator = EngineGenerator(registry)
+    long = SamplingParams(temperature=0, max_new_tokens=60)
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    result = generator.run("tiny", "Once upon a time", long, should_stop=should_stop)
+    assert result.stop_reason == "stopped"
+    assert len(result.token_ids) < 60
+    assert engine_for(registry.get("tiny")).load == 0
+
+
+def test_config_selects_engine_and_precision(registry):
+    """Do RELAY_ENGINE and RELAY_PRECISION pick the generator, and bad values fail loudly?"""
+    assert isinstance(build_generator({"RELAY_ENGINE": "hf"}, registry), Generator)
+    chosen = build_generator({"RELAY_ENGINE": "batched", "RELAY_PRECISION": "int8"}, registry)
+    assert isinstance(chosen, EngineGenerator) and chosen.precision == "int8"
+    assert isinstance(build_generator({}, registry), EngineGenerator)
+    with pytest.raises(ValueError):
+        build_generator({"RELAY_PRECISION": "fp8"}, registry)
+    with pytest.raises(ValueError):
+        build_generator({"RELAY_ENGINE": "turbo"}, registry)
+    text = chosen.generate("tiny", "Once upon a time", GREEDY)
+    assert isinstance(text, str)
