@@ -8,15 +8,20 @@ their SHA-256; a suspended user's tokens stop working with the same check.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
 
 from flask import Flask, Request, g, request
 from flask_login import current_user
+from sqlalchemy import update
 
 from app.accounts.models import ApiToken, User, utcnow
 from app.errors import Forbidden, Unauthorized
 from app.extensions import db, login_manager
+
+# last_used_at is kept to this resolution (see _touch_token).
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
 def init_auth(app: Flask) -> None:
@@ -55,9 +60,25 @@ def load_token_user(req: Request) -> User | None:
     if token is None or token.user.is_suspended:
         return None
     g.api_token = token
-    token.last_used_at = utcnow()
-    db.session.commit()
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
+        _touch_token(token.id, now)
     return token.user
+
+
+def _touch_token(token_id: int, now: datetime) -> None:
+    """Record a token's use in a write transaction of its own.
+
+    Not on every request: a write per API call serialises all of them on SQLite.
+    begin_write() takes SQLite's write lock up front (BEGIN IMMEDIATE), so a busy
+    database makes this wait, not fail with "database is locked" as upgrading a
+    read transaction would under concurrent writers.
+    """
+    from app.database import begin_write
+
+    begin_write()
+    db.session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+    db.session.commit()
 
 
 def current_user_or_none() -> User | None:
