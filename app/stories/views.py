@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import false, func, or_, select
 from werkzeug.wrappers import Response
 
 from app.accounts.auth import current_user_or_none
@@ -86,7 +86,7 @@ def index() -> str:
     page = request.args.get("page", 1, type=int)
     visible = (
         select(func.count(Turn.id))
-        .where(Turn.story_id == Story.id, Turn.hidden.is_(False))
+        .where(Turn.story_id == Story.id, Turn.hidden.is_(False), Turn.held.is_(False))
         .correlate(Story)
         .scalar_subquery()
     )
@@ -113,7 +113,9 @@ def turns_json(story_id: int) -> Response:
     before = request.args.get("before", type=int)
     since = request.args.get("since", type=int)
     if since is not None:
-        turns = relay.visible_turns(story, since=since, include_hidden=_sees_hidden())
+        turns = relay.visible_turns(
+            story, since=since, include_hidden=_sees_hidden(), viewer_id=_viewer_id()
+        )
         return jsonify({"turns": [turn_dict(t) for t in turns], "has_earlier": False})
     turns, has_earlier = _turn_window(story, before)
     return jsonify({"turns": [turn_dict(t) for t in turns], "has_earlier": has_earlier})
@@ -183,7 +185,9 @@ def add_turn(story_id: int) -> Response | tuple[Any, int] | str:
         flash(exc.message, "error")
         return _render_story(relay.get_story(story_id), form=form), exc.status
     if wants_json():
-        return jsonify({"turn": turn_dict(turn), "job": job_dict(job)}), 201
+        return jsonify({"turn": turn_dict(turn), "job": job_dict(job) if job else None}), 201
+    if job is None:
+        flash("Your paragraph is waiting for a moderator's review before the story goes on.")
     return redirect(url_for("stories.show", story_id=story_id, _anchor=f"turn-{turn.position}"))
 
 
@@ -225,11 +229,19 @@ def _sees_hidden() -> bool:
     return bool(user and user.is_moderator)
 
 
+def _viewer_id() -> int | None:
+    user = current_user_or_none()
+    return user.id if user else None
+
+
 def _turn_window(story: Story, before: int | None) -> tuple[list[Turn], bool]:
     """Up to TURNS_PER_PAGE turns before position `before` (default: the latest)."""
     query = select(Turn).where(Turn.story_id == story.id)
     if not _sees_hidden():
-        query = query.where(Turn.hidden.is_(False))
+        # As relay.visible_turns: no hidden turns, and held ones only for their own writer.
+        viewer_id = _viewer_id()
+        own_held = Turn.author_id == viewer_id if viewer_id is not None else false()
+        query = query.where(Turn.hidden.is_(False), or_(Turn.held.is_(False), own_held))
     if before is not None:
         query = query.where(Turn.position < before)
     rows = list(db.session.scalars(query.order_by(Turn.position.desc()).limit(TURNS_PER_PAGE + 1)))
@@ -268,13 +280,16 @@ def _story_state(story: Story, user: User | None) -> dict[str, Any]:
     failed = job if job is not None and job.status == "failed" else None
     if failed is not None and (latest is None or latest.id != failed.reply_to_id):
         failed = None  # an old failure, already followed by other turns
+    awaiting = bool(latest and latest.held and not latest.hidden and latest.kind == "human")
+    waiting = pending is not None or awaiting
     return {
         "last_position": story.last_position,
         "status": story.status,
         "pending_job": job_dict(pending) if pending else None,
         "failed_job": job_dict(failed) if failed else None,
-        "hint": _whose_turn(story, user, pending is not None),
-        "can_write": user is not None and story.status == "open" and pending is None,
+        "awaiting_review": awaiting,
+        "hint": _whose_turn(story, user, pending is not None, awaiting),
+        "can_write": user is not None and story.status == "open" and not waiting,
         "regenerate_position": _regenerable(story, user, latest, pending, failed),
     }
 
@@ -286,7 +301,7 @@ def _regenerable(
     pending: GenerationJob | None,
     failed: GenerationJob | None,
 ) -> int | None:
-    if user is None or pending is not None or latest is None or latest.hidden:
+    if user is None or pending is not None or latest is None or latest.hidden or latest.held:
         return None
     if story.status != "open":
         return None
@@ -299,11 +314,13 @@ def _regenerable(
     return None
 
 
-def _whose_turn(story: Story, user: User | None, pending: bool) -> str:
+def _whose_turn(story: Story, user: User | None, pending: bool, awaiting: bool) -> str:
     if story.status != "open":
         return f"This story is {story.status}; it takes no more turns."
     if pending:
         return "The model is writing its turn…"
+    if awaiting:
+        return "The last paragraph is waiting for a moderator's review."
     if user is None:
         return "Sign in to write the next paragraph."
     if story.policy == "round_robin":

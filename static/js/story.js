@@ -19,6 +19,7 @@
   const regenForm = document.getElementById("regenerate-form");
   const liveStatus = document.getElementById("live-status");
   const seesHidden = story.dataset.seesHidden === "true";
+  const me = story.dataset.me || "";
   let lastPosition = Number(story.dataset.lastPosition) || 0;
   let canWrite = submit ? !submit.disabled : false;
   let posting = false;
@@ -51,6 +52,11 @@
     credit.title = `Turn ${turn.position}, ${turn.credit || ""}`;
     node.append(credit, el("div", "turn-text", turn.text));
     if (turn.hidden) markHidden(node, turn.hidden_reason);
+    else if (turn.held) {
+      node.classList.add("turn-held");
+      const reason = seesHidden && turn.held_reason ? ` (${turn.held_reason})` : "";
+      node.append(el("p", "hidden-reason", `Waiting for a moderator's review${reason}.`));
+    }
     return node;
   }
 
@@ -71,6 +77,7 @@
   // Insert in position order; an existing node for the position is replaced.
   function placeTurn(turn) {
     if (turn.hidden && !seesHidden) return;
+    if (turn.held && !seesHidden && (!me || turn.author !== me)) return;
     const node = renderTurn(turn);
     const existing = findTurn(turn.position);
     if (existing) {
@@ -180,7 +187,7 @@
       if (turn.kind === "ai") clearPending();
       placeTurn(turn);
       sawPosition(turn.position);
-      if (turn.kind === "human" && event.job) {
+      if (turn.kind === "human" && event.job && !turn.held) {
         showGenerationError("");
         pendingNode(event.job.id);
       }
@@ -214,6 +221,12 @@
       else node.remove();
       refreshState();
     },
+    turn_held(event) {
+      // Only moderators (and the writer, from their own post) see a held paragraph.
+      if (seesHidden) fetchTurnsSince(Number(event.position) - 1);
+      sawPosition(event.position);
+      refreshState();
+    },
     turn_restored(event) {
       if (event.turn) {
         placeTurn(event.turn);
@@ -235,9 +248,13 @@
     if (handler) handler(event);
   }
 
-  async function catchUp() {
+  function catchUp() {
+    fetchTurnsSince(lastPosition);
+  }
+
+  async function fetchTurnsSince(since) {
     try {
-      const url = `${story.dataset.turnsUrl}?since=${lastPosition}`;
+      const url = `${story.dataset.turnsUrl}?since=${Number(since) || 0}`;
       const response = await fetch(url, { headers: { Accept: "application/json" } });
       if (!response.ok) return;
       const data = await response.json();

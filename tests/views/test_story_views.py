@@ -323,3 +323,52 @@ def test_unknown_story_is_a_page_not_a_crash(app, client):
     response = client.get("/stories/4242")
     assert response.status_code == 404
     assert "Story 4242 does not exist." in response.get_data(as_text=True)
+
+
+def _seed_filter(app) -> None:
+    from app.moderation.filter import seed_default_rules
+
+    with app.app_context():
+        seed_default_rules()
+        db.session.commit()
+
+
+def test_filtered_paragraph_refused_with_text_kept(app, client, browser):
+    """Is a paragraph the content filter rejects refused with the reason, the text kept?"""
+    _seed_filter(app)
+    browser.register("alice")
+    client.post("/stories/new", data=GOOD_STORY)
+    text = "Buy cheap viagra here."
+    response = client.post("/stories/1/turns", data={"text": text, "expected_position": 0})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "which this site does not allow" in page and f"{text}</textarea>" in page
+    assert _count(app, Turn) == 0
+
+
+def test_held_paragraph_waits_for_review(db_url, tiny_model_dir):
+    """Under FILTER_HUMAN_ACTION=hold, does only its writer see a caught paragraph?"""
+    from tests.views.conftest import Browser, build_app, close_app
+
+    app = build_app(db_url, tiny_model_dir, FILTER_HUMAN_ACTION="hold")
+    try:
+        _seed_filter(app)
+        client = app.test_client()
+        Browser(client).register("alice")
+        client.post("/stories/new", data=GOOD_STORY)
+        text = "Buy cheap viagra here."
+        response = client.post("/stories/1/turns", data={"text": text, "expected_position": 0})
+        assert response.status_code == 302
+        page = client.get("/stories/1").get_data(as_text=True)
+        assert "waiting for a moderator&#39;s review before the story goes on" in page
+        assert text in page and "turn-held" in page
+        state = client.get("/stories/1/state.json").json
+        assert state["awaiting_review"] is True and state["can_write"] is False
+        assert state["hint"] == "The last paragraph is waiting for a moderator's review."
+        reader = app.test_client()
+        assert text not in reader.get("/stories/1").get_data(as_text=True)
+        assert reader.get("/stories/1/turns.json?since=0").json["turns"] == []
+        assert text not in reader.get("/stories/1/export.txt").get_data(as_text=True)
+        assert '<td class="num">0</td>' in reader.get("/").get_data(as_text=True)
+    finally:
+        close_app(app)
