@@ -22,21 +22,36 @@ OPENING = (
     "been brave enough to open."
 )
 TURNS = [
-    ("mara", "She read it on the iron stairs, halfway up, where the wind could not "
-     "reach. It was in her father's hand, and it began: \u201cIf the light is out, "
-     "it is because I put it out.\u201d"),
-    (None, "Below her the sea moved in long grey ridges, patient as a held breath. "
-     "Mara folded the letter once, then again, as if making it smaller might make "
-     "its words weigh less."),
-    ("tomas", "At the top she found the lamp room swept clean. Someone had been "
-     "here recently: the brass was polished, and a single chair faced the window, "
-     "turned toward the mainland rather than the sea."),
-    (None, "On the chair lay a second envelope, newer than the first, addressed "
-     "simply to \u201cThe one who comes back.\u201d The ink had not yet faded, and "
-     "the seal was still soft to the touch."),
-    ("mara", "Mara struck a match. For a moment she let it burn down toward her "
-     "fingers, watching the small flame lean toward the glass, as though it "
-     "already knew where it was supposed to go."),
+    (
+        "mara",
+        "She read it on the iron stairs, halfway up, where the wind could not "
+        "reach. It was in her father's hand, and it began: \u201cIf the light is out, "
+        "it is because I put it out.\u201d",
+    ),
+    (
+        None,
+        "Below her the sea moved in long grey ridges, patient as a held breath. "
+        "Mara folded the letter once, then again, as if making it smaller might make "
+        "its words weigh less.",
+    ),
+    (
+        "tomas",
+        "At the top she found the lamp room swept clean. Someone had been "
+        "here recently: the brass was polished, and a single chair faced the window, "
+        "turned toward the mainland rather than the sea.",
+    ),
+    (
+        None,
+        "On the chair lay a second envelope, newer than the first, addressed "
+        "simply to \u201cThe one who comes back.\u201d The ink had not yet faded, and "
+        "the seal was still soft to the touch.",
+    ),
+    (
+        "mara",
+        "Mara struck a match. For a moment she let it burn down toward her "
+        "fingers, watching the small flame lean toward the glass, as though it "
+        "already knew where it was supposed to go.",
+    ),
 ]
 
 
