@@ -372,3 +372,19 @@ def test_held_paragraph_waits_for_review(db_url, tiny_model_dir):
         assert '<td class="num">0</td>' in reader.get("/").get_data(as_text=True)
     finally:
         close_app(app)
+
+
+def test_korean_story_round_trips(app, client, browser):
+    """Does a Korean story keep its text, get lang="ko" for Hangul typesetting, and export?"""
+    browser.register("minji")
+    title, opening = "등대지기의 편지", "옛날 옛적에 바다에 편지를 쓰는 등대지기가 살았습니다."
+    data = {**GOOD_STORY, "title": title, "language": "ko", "opening": opening}
+    assert client.post("/stories/new", data=data).status_code == 302
+    page = client.get("/stories/1").get_data(as_text=True)
+    assert '<article class="story" id="story" lang="ko"' in page
+    assert title in page and opening in page
+    with app.app_context():
+        assert relay.get_story(1).model_key == "ko"
+    export = client.get("/stories/1/export.md")
+    assert opening in export.get_data(as_text=True)
+    assert 'filename="story-1.md"' in export.headers["Content-Disposition"]
