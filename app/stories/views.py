@@ -67,6 +67,11 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
         if not current_user.is_authenticated:
             if wants_json():
                 raise Unauthorized("Sign in to write.")
+            if request.method == "POST" and "story_id" in kwargs:
+                # Come back to the story page, not to a URL that only takes POSTs.
+                flash(login_manager.login_message)
+                target = url_for("stories.show", story_id=kwargs["story_id"])
+                return redirect(url_for("accounts.login", next=target))
             return login_manager.unauthorized()
         return view(*args, **kwargs)
 

@@ -66,6 +66,16 @@ def test_new_story_needs_sign_in(app, client):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
+def test_anonymous_turn_post_goes_to_login_and_back(app, client, factory):
+    """Is an anonymous turn POST sent to log in, to come back to the story page?"""
+    story_id = factory.story(factory.user("alice"))
+    data = {"text": "Hi", "expected_position": 0}
+    response = client.post(f"/stories/{story_id}/turns", data=data)
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/login?next=/stories/{story_id}"
+    assert _count(app, Turn) == 0
+
+
 def test_new_story_created(app, client, browser):
     """Does a good form create the story with the language's default model and open it?"""
     browser.register("alice")
