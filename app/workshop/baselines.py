@@ -106,8 +106,14 @@ def char_bigram_score(train_texts: Sequence[str], val_texts: Sequence[str]) -> t
 class LSTMLanguageModel:
     """Embedding -> LSTM -> linear; a thin holder so torch is imported only when used."""
 
-    def __new__(cls, vocab_size: int, embed: int = 256, hidden: int = 512, layers: int = 2,
-                dropout: float = 0.1):
+    def __new__(
+        cls,
+        vocab_size: int,
+        embed: int = 256,
+        hidden: int = 512,
+        layers: int = 2,
+        dropout: float = 0.1,
+    ):
         import torch.nn as nn
 
         class _LSTM(nn.Module):
@@ -125,8 +131,15 @@ class LSTMLanguageModel:
         return _LSTM()
 
 
-def train_lstm(train_ids, vocab_size: int, minutes: float, context: int = 256,
-               batch_size: int = 16, lr: float = 2e-3, seed: int = 1337):
+def train_lstm(
+    train_ids,
+    vocab_size: int,
+    minutes: float,
+    context: int = 256,
+    batch_size: int = 16,
+    lr: float = 2e-3,
+    seed: int = 1337,
+):
     """Train an LSTM LM on random windows of the training stream for `minutes` of wall time."""
     import torch
     import torch.nn.functional as F
@@ -169,8 +182,10 @@ def lstm_score(model, windows: Sequence[tuple[list, list]], batch_size: int = 16
             inputs, labels = pad_windows(windows[start : start + batch_size], 0)
             logits, _ = model(inputs)
             total += F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
-                ignore_index=-100, reduction="sum",
+                logits.reshape(-1, logits.size(-1)),
+                labels.reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
             ).item()
             count += int((labels != -100).sum())
     return Score(total, count)

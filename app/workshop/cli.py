@@ -84,8 +84,14 @@ def train_command(resume: bool, **options) -> None:
     from app.workshop.model import TrainConfig
     from app.workshop.trainer import train
 
-    names = {"tokenizer_path": "tokenizer", "layers": "n_layer", "width": "n_embd",
-             "heads": "n_head", "batch": "batch_size", "warmup": "warmup_steps"}
+    names = {
+        "tokenizer_path": "tokenizer",
+        "layers": "n_layer",
+        "width": "n_embd",
+        "heads": "n_head",
+        "batch": "batch_size",
+        "warmup": "warmup_steps",
+    }
     values = {names.get(k, k): v for k, v in options.items()}
     values["corpus"], values["out"] = str(values["corpus"]), str(values["out"])
     config = TrainConfig(**values)
@@ -116,6 +122,22 @@ def sample_command(model_dir: str, prompt: str, seed: int, **overrides) -> None:
     click.echo(prompt + generate_text(model, tokenizer, prompt, settings, seed=seed))
 
 
+def command_line(ctx: click.Context) -> str:
+    """The command as typed, rebuilt from its parsed options (for model cards)."""
+    import shlex
+
+    parts = ["flask", "model", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or value is None:
+            continue
+        if value == param.default and not param.required:
+            continue
+        flag = param.opts[-1] if not param.is_flag or value else param.secondary_opts[0]
+        parts += [flag] if param.is_flag else [flag, str(value)]
+    return shlex.join(parts)
+
+
 def echo_json(data: dict) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -126,19 +148,28 @@ def echo_json(data: dict) -> None:
 @click.option("--baselines", is_flag=True, help="Also train and score a bigram and an LSTM.")
 @click.option("--lstm-minutes", default=10.0, show_default=True, help="LSTM training budget.")
 @click.option("--samples", "n_samples", default=8, show_default=True)
-@click.option("--report-dir", type=click.Path(path_type=Path), default=None,
-              help="Where eval.json/eval.png go (default: the model folder).")
+@click.option(
+    "--report-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where eval.json/eval.png go (default: the model folder).",
+)
 @click.option("--update-card/--no-update-card", default=True, show_default=True)
 @click.option("--threads", default=0, help="torch threads (0 = torch default).")
 @click.option("--seed", default=0, show_default=True)
 @friendly_errors
-def eval_command(model_dir: str, corpus: Path, baselines: bool, lstm_minutes: float,
-                 n_samples: int, report_dir: Path | None, update_card: bool, threads: int,
-                 seed: int) -> None:
+def eval_command(
+    model_dir: str,
+    corpus: Path,
+    baselines: bool,
+    lstm_minutes: float,
+    n_samples: int,
+    report_dir: Path | None,
+    update_card: bool,
+    threads: int,
+    seed: int,
+) -> None:
     """Bits/char, perplexity and sample repetition on the validation split (and baselines)."""
-    import shlex
-    import sys
-
     import torch
 
     from app.workshop.eval_report import format_table, run_eval
@@ -150,11 +181,56 @@ def eval_command(model_dir: str, corpus: Path, baselines: bool, lstm_minutes: fl
     local = Path(model_dir).is_dir()
     report_dir = report_dir or (Path(model_dir) if local else None)
     results = run_eval(model_dir, corpus, baselines, lstm_minutes, n_samples, None, seed)
-    argv = sys.argv[sys.argv.index("eval") + 1 :] if "eval" in sys.argv else []
-    results["command"] = "flask model eval " + shlex.join(argv)
+    results["command"] = command_line(click.get_current_context())
     click.echo(format_table(results))
     echo_json(results["targets"])
     if report_dir is not None:
         write_report(results, report_dir)
     if report_dir is not None and update_card and local:
         measured_section(Path(model_dir), results)
+
+
+@model_cli.command("search", with_appcontext=False)
+@CORPUS
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="JSON report.")
+@click.option("--trials", default=6, show_default=True)
+@click.option("--max-steps", default=150, show_default=True, help="Steps per trial.")
+@click.option("--minutes", default=0.0, show_default=True, help="Wall-time cap per trial.")
+@click.option("--context", default=128, show_default=True)
+@click.option("--vocab-size", default=4096, show_default=True)
+@click.option("--tokenizer-kind", type=click.Choice(["bpe", "char"]), default="bpe")
+@click.option("--threads", default=0)
+@click.option("--seed", default=0, show_default=True)
+@friendly_errors
+def search_command(
+    corpus: Path,
+    out: Path,
+    trials: int,
+    max_steps: int,
+    minutes: float,
+    context: int,
+    vocab_size: int,
+    tokenizer_kind: str,
+    threads: int,
+    seed: int,
+) -> None:
+    """Small optuna search over lr, depth, width, dropout and batch; saves the best config."""
+    from app.workshop.model import TrainConfig
+    from app.workshop.search import run_search, save_search
+
+    base = TrainConfig(
+        corpus=str(corpus),
+        context=context,
+        vocab_size=vocab_size,
+        tokenizer_kind=tokenizer_kind,
+        max_steps=max_steps,
+        minutes=minutes,
+        eval_every=max(max_steps // 3, 1),
+        warmup_steps=max(max_steps // 10, 1),
+        threads=threads,
+        seed=seed,
+    )
+    result = run_search(base, trials, seed)
+    save_search(result, out)
+    click.echo(f"best validation loss {result['best_val_loss']:.4f} with {result['best_params']}")
+    click.echo(f"report saved to {out}")

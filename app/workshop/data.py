@@ -45,9 +45,7 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise WorkshopError(f"corpus folder not found: {corpus_dir}")
-    files = sorted(
-        p for p in corpus_dir.iterdir() if p.is_file() and not p.name.startswith(".")
-    )
+    files = sorted(p for p in corpus_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     files = [p for p in files if p.name != "SOURCES.md"]
     if not files:
         raise WorkshopError(f"corpus folder {corpus_dir} has no text files")

@@ -19,8 +19,9 @@ from app.workshop.model import model_context
 from app.workshop.sampling import SamplingSettings
 
 
-def baseline_rows(data: HeldOut, settings: SamplingSettings, lstm_minutes: float,
-                  seed: int = 0) -> list[dict]:
+def baseline_rows(
+    data: HeldOut, settings: SamplingSettings, lstm_minutes: float, seed: int = 0
+) -> list[dict]:
     """Character bigram, token bigram and LSTM rows, scored and sampled like the model."""
     import torch
     from transformers import GenerationConfig
@@ -29,28 +30,58 @@ def baseline_rows(data: HeldOut, settings: SamplingSettings, lstm_minutes: float
     vocab = len(data.tokenizer)
     started = time.time()
     char_score, char_k = baselines.char_bigram_score(data.train_texts, data.val_texts)
-    rows = [score_row("bigram (char)", char_score, chars, None, k=char_k,
-                      seconds=round(time.time() - started, 1))]
+    rows = [
+        score_row(
+            "bigram (char)",
+            char_score,
+            chars,
+            None,
+            k=char_k,
+            seconds=round(time.time() - started, 1),
+        )
+    ]
     started = time.time()
     bigram = baselines.fit_bigram(data.train_stream, vocab)
     token_score = bigram.score_windows(data.windows)
     processors = _processors(settings, GenerationConfig)
     samples = _baseline_samples(
         lambda p, s: baselines.sample_bigram(bigram, p, settings.max_new_tokens, processors, s),
-        data, settings, seed, torch,
+        data,
+        settings,
+        seed,
+        torch,
     )
-    rows.append(score_row("bigram (token)", token_score, chars, samples, k=bigram.k,
-                          seconds=round(time.time() - started, 1)))
+    rows.append(
+        score_row(
+            "bigram (token)",
+            token_score,
+            chars,
+            samples,
+            k=bigram.k,
+            seconds=round(time.time() - started, 1),
+        )
+    )
     if lstm_minutes > 0:
         started = time.time()
         lstm, steps = baselines.train_lstm(data.train_stream, vocab, lstm_minutes, data.context)
         samples = _baseline_samples(
             lambda p, s: baselines.sample_lstm(lstm, p, settings.max_new_tokens, processors, s),
-            data, settings, seed, torch,
+            data,
+            settings,
+            seed,
+            torch,
         )
-        rows.append(score_row("LSTM (token)", baselines.lstm_score(lstm, data.windows), chars,
-                              samples, train_minutes=lstm_minutes, steps=steps,
-                              seconds=round(time.time() - started, 1)))
+        rows.append(
+            score_row(
+                "LSTM (token)",
+                baselines.lstm_score(lstm, data.windows),
+                chars,
+                samples,
+                train_minutes=lstm_minutes,
+                steps=steps,
+                seconds=round(time.time() - started, 1),
+            )
+        )
     return rows
 
 
@@ -108,17 +139,28 @@ def targets(results: dict) -> dict:
         best = min(bigrams)
         out["vs_best_bigram"] = {"reduction": 1 - model / best, "target": 0.35}
     if "LSTM (token)" in by_name:
-        out["vs_lstm"] = {"reduction": 1 - model / by_name["LSTM (token)"]["bits_per_char"],
-                          "target": 0.15}
+        out["vs_lstm"] = {
+            "reduction": 1 - model / by_name["LSTM (token)"]["bits_per_char"],
+            "target": 0.15,
+        }
     corpus_rate = results["corpus"]["repeated_4gram"]
     model_rate = by_name["model"].get("repeated_4gram", 0.0)
-    out["repeat_ratio"] = {"ratio": model_rate / corpus_rate if corpus_rate else None,
-                           "target": 2.0}
+    out["repeat_ratio"] = {
+        "ratio": model_rate / corpus_rate if corpus_rate else None,
+        "target": 2.0,
+    }
     return out
 
 
-def run_eval(model_dir: str, corpus: Path, with_baselines: bool, lstm_minutes: float,
-             n_samples: int, report_dir: Path | None, seed: int = 0) -> dict:
+def run_eval(
+    model_dir: str,
+    corpus: Path,
+    with_baselines: bool,
+    lstm_minutes: float,
+    n_samples: int,
+    report_dir: Path | None,
+    seed: int = 0,
+) -> dict:
     """Evaluate a saved model (and baselines) on the corpus's validation split."""
     model, tokenizer = load_model(model_dir)
     context = model_context(model, 256)
@@ -130,11 +172,17 @@ def run_eval(model_dir: str, corpus: Path, with_baselines: bool, lstm_minutes: f
     rows = [evaluated["model"]]
     if with_baselines:
         rows += baseline_rows(data, settings, lstm_minutes, seed)
-    results = {"title": f"{Path(model_dir).name} on {Path(corpus).name}/ (validation)",
-               "model_dir": str(model_dir), "corpus_dir": str(corpus), "rows": rows,
-               "corpus": evaluated["corpus"], "samples": evaluated["samples"],
-               "settings": asdict(settings), "n_samples": len(data.prompts),
-               "lstm_minutes": lstm_minutes if with_baselines else None}
+    results = {
+        "title": f"{Path(model_dir).name} on {Path(corpus).name}/ (validation)",
+        "model_dir": str(model_dir),
+        "corpus_dir": str(corpus),
+        "rows": rows,
+        "corpus": evaluated["corpus"],
+        "samples": evaluated["samples"],
+        "settings": asdict(settings),
+        "n_samples": len(data.prompts),
+        "lstm_minutes": lstm_minutes if with_baselines else None,
+    }
     results["targets"] = targets(results)
     if report_dir is not None:
         write_report(results, Path(report_dir))

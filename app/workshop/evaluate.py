@@ -136,8 +136,13 @@ def reference_texts(data: HeldOut) -> list[str]:
 def score_row(name: str, score: Score, chars: int, samples: list[str] | None, **extra) -> dict:
     """One line of the results table."""
     score.chars = chars
-    row = {"name": name, "bits_per_char": score.bits_per_char,
-           "token_perplexity": score.perplexity, "tokens": score.tokens, **extra}
+    row = {
+        "name": name,
+        "bits_per_char": score.bits_per_char,
+        "token_perplexity": score.perplexity,
+        "tokens": score.tokens,
+        **extra,
+    }
     if samples is not None:
         row |= text_stats(samples)
     return row

@@ -94,32 +94,51 @@ def measured_markdown(results: dict) -> str:
         "|---|---:|---:|---:|---:|---|",
     ]
     for row in [*results["rows"], results["corpus"]]:
-        cells = [f"{row[k]:.4f}" if k in row else "-" for k in
-                 ("bits_per_char", "token_perplexity", "distinct_2", "repeated_4gram")]
+        cells = [
+            f"{row[k]:.4f}" if k in row else "-"
+            for k in ("bits_per_char", "token_perplexity", "distinct_2", "repeated_4gram")
+        ]
         note = ", ".join(f"{k}={row[k]}" for k in ("k", "train_minutes", "steps") if k in row)
         lines.append(f"| {row['name']} | " + " | ".join(cells) + f" | {note} |")
     t = results["targets"]
     checks = []
     if "vs_best_bigram" in t:
         got = t["vs_best_bigram"]["reduction"]
-        checks.append(f"- bits/char vs the better bigram: {_pct(got)} lower (target >= 35%: "
-                      f"{'met' if got >= 0.35 else 'MISSED'})")
+        checks.append(
+            f"- bits/char vs the better bigram: {_pct(got)} lower (target >= 35%: "
+            f"{'met' if got >= 0.35 else 'MISSED'})"
+        )
     if "vs_lstm" in t:
         got = t["vs_lstm"]["reduction"]
-        checks.append(f"- bits/char vs the LSTM ({results.get('lstm_minutes')} min budget): "
-                      f"{_pct(got)} lower (target >= 15%: {'met' if got >= 0.15 else 'MISSED'})")
+        checks.append(
+            f"- bits/char vs the LSTM ({results.get('lstm_minutes')} min budget): "
+            f"{_pct(got)} lower (target >= 15%: {'met' if got >= 0.15 else 'MISSED'})"
+        )
     ratio = t["repeat_ratio"]["ratio"]
     if ratio is not None:
-        checks.append(f"- repeated-4-gram rate of samples / corpus's own: {ratio:.2f}x "
-                      f"(target <= 2x: {'met' if ratio <= 2 else 'MISSED'})")
-    return "\n".join([
-        f"Validation split of `{Path(results['corpus_dir']).name}/` (last 10% of every file); "
-        f"{results['n_samples']} samples of {results['settings']['max_new_tokens']} tokens "
-        "with the default `SamplingSettings` from held-out prompts (the model's window "
-        "minus the sample length, at most 64 tokens). "
-        "Repetition figures count whitespace-separated words.",
-        "", *lines, "", *checks, "", "Produced by:", "", "```", results.get("command", ""), "```",
-    ])
+        checks.append(
+            f"- repeated-4-gram rate of samples / corpus's own: {ratio:.2f}x "
+            f"(target <= 2x: {'met' if ratio <= 2 else 'MISSED'})"
+        )
+    return "\n".join(
+        [
+            f"Validation split of `{Path(results['corpus_dir']).name}/` (last 10% of every file); "
+            f"{results['n_samples']} samples of {results['settings']['max_new_tokens']} tokens "
+            "with the default `SamplingSettings` from held-out prompts (the model's window "
+            "minus the sample length, at most 64 tokens). "
+            "Repetition figures count whitespace-separated words.",
+            "",
+            *lines,
+            "",
+            *checks,
+            "",
+            "Produced by:",
+            "",
+            "```",
+            results.get("command", ""),
+            "```",
+        ]
+    )
 
 
 def measured_section(model_dir: Path, results: dict) -> None:

@@ -173,8 +173,14 @@ def run_loop(model, optimizer, data, config, state, generator, on_step=None) -> 
         if state.step % config.eval_every == 0 or finished:
             val = validate(model, data, config)
             state.history.append(
-                {"step": state.step, "train_loss": running, "val_loss": val,
-                 "tokens": state.tokens, "minutes": state.elapsed / 60, "lr": lr}
+                {
+                    "step": state.step,
+                    "train_loss": running,
+                    "val_loss": val,
+                    "tokens": state.tokens,
+                    "minutes": state.elapsed / 60,
+                    "lr": lr,
+                }
             )
             bar.write(f"step {state.step}: train {running:.4f} val {val:.4f}")
             if val < state.best_val:
@@ -198,9 +204,15 @@ def eta_text(config: TrainConfig, state: TrainState) -> str:
 
 def train(config: TrainConfig, resume: bool = False, on_step: StepHook | None = None) -> Path:
     """Run (or resume) a training run and write the finished model folder; returns its path."""
-    import torch
-
     from app.workshop.artifacts import write_model_dir
+
+    model, data, state = fit(config, resume, on_step)
+    return write_model_dir(Path(config.out), model, data, config, state)
+
+
+def fit(config: TrainConfig, resume: bool = False, on_step: StepHook | None = None):
+    """Train until the budget is spent; returns (best-validation model, data, state)."""
+    import torch
 
     out = Path(config.out)
     ckpt.check_out_dir(out)
@@ -223,4 +235,4 @@ def train(config: TrainConfig, resume: bool = False, on_step: StepHook | None = 
         state = ckpt.restore(saved, model, optimizer, generator, TrainState)
     state = run_loop(model, optimizer, data, config, state, generator, on_step)
     ckpt.load_best(out, model)
-    return write_model_dir(out, model, data, config, state)
+    return model, data, state

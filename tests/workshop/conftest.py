@@ -9,8 +9,24 @@ import pytest
 
 from app.workshop.model import TrainConfig
 
-WORDS_EN = "the keeper wrote letters to a quiet sea and waves answered him with salt foam".split()
-WORDS_KO = "등대지기는 바다에 편지를 썼고 파도는 소금과 거품으로 대답했다".split()
+WORDS_EN = [
+    "the",
+    "keeper",
+    "wrote",
+    "letters",
+    "to",
+    "a",
+    "quiet",
+    "sea",
+    "and",
+    "waves",
+    "answered",
+    "him",
+    "with",
+    "salt",
+    "foam",
+]
+WORDS_KO = ["등대지기는", "바다에", "편지를", "썼고", "파도는", "소금과", "거품으로", "대답했다"]
 
 
 def story_text(seed: int, lines: int = 150) -> str:
@@ -38,7 +54,19 @@ def corpus(tmp_path: Path) -> Path:
 def tiny_config(corpus: Path, tmp_path: Path) -> TrainConfig:
     """A config that trains a 2-layer, 32-wide GPT-2 for 24 steps in a second or two."""
     return TrainConfig(
-        corpus=str(corpus), out=str(tmp_path / "model"), vocab_size=300, n_layer=2,
-        n_embd=32, n_head=2, context=32, dropout=0.0, batch_size=8, lr=3e-3,
-        warmup_steps=4, max_steps=24, eval_every=8, eval_windows=8, threads=1,
+        corpus=str(corpus),
+        out=str(tmp_path / "model"),
+        vocab_size=300,
+        n_layer=2,
+        n_embd=32,
+        n_head=2,
+        context=32,
+        dropout=0.0,
+        batch_size=8,
+        lr=3e-3,
+        warmup_steps=4,
+        max_steps=24,
+        eval_every=8,
+        eval_windows=8,
+        threads=1,
     )

@@ -10,8 +10,24 @@ from click.testing import CliRunner
 from app.workshop.checkpoints import checkpoint_dir
 from app.workshop.cli import model_cli
 
-TINY = ["--vocab-size", "300", "--layers", "1", "--width", "16", "--heads", "2",
-        "--context", "16", "--batch", "4", "--warmup", "1", "--threads", "1"]
+TINY = [
+    "--vocab-size",
+    "300",
+    "--layers",
+    "1",
+    "--width",
+    "16",
+    "--heads",
+    "2",
+    "--context",
+    "16",
+    "--batch",
+    "4",
+    "--warmup",
+    "1",
+    "--threads",
+    "1",
+]
 
 
 def run_train(corpus: Path, out: Path, *extra: str):
@@ -36,8 +52,12 @@ def test_empty_corpus_folder(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "is empty"), (b"  \n\n", "is empty"), (b"\x89PNG\x00\x01\x02", "looks binary"),
-     ("caf\u00e9 latin-1".encode("latin-1"), "is not UTF-8")],
+    [
+        (b"", "is empty"),
+        (b"  \n\n", "is empty"),
+        (b"\x89PNG\x00\x01\x02", "looks binary"),
+        ("caf\u00e9 latin-1".encode("latin-1"), "is not UTF-8"),
+    ],
 )
 def test_bad_file(tmp_path, corpus, content, message):
     """Do empty, binary and non-UTF-8 files fail with their name in the message?"""
@@ -71,9 +91,21 @@ def interrupted_run(corpus: Path, out: Path) -> None:
         if step == 3:
             raise KeyboardInterrupt
 
-    config = TrainConfig(corpus=str(corpus), out=str(out), vocab_size=300, n_layer=1, n_embd=16,
-                         n_head=2, context=16, batch_size=4, warmup_steps=1, max_steps=6,
-                         eval_every=2, eval_windows=2, threads=1)
+    config = TrainConfig(
+        corpus=str(corpus),
+        out=str(out),
+        vocab_size=300,
+        n_layer=1,
+        n_embd=16,
+        n_head=2,
+        context=16,
+        batch_size=4,
+        warmup_steps=1,
+        max_steps=6,
+        eval_every=2,
+        eval_windows=2,
+        threads=1,
+    )
     with pytest.raises(KeyboardInterrupt):
         train(config, on_step=die)
 
@@ -82,8 +114,9 @@ def test_resume_with_different_config(tmp_path, corpus):
     """Does --resume refuse a config that differs from the checkpoint's, naming the field?"""
     out = tmp_path / "out"
     interrupted_run(corpus, out)
-    result = run_train(corpus, out, "--max-steps", "6", "--eval-every", "2", "--resume",
-                       "--lr", "0.01")
+    result = run_train(
+        corpus, out, "--max-steps", "6", "--eval-every", "2", "--resume", "--lr", "0.01"
+    )
     assert_clean_failure(result, out, "different config")
     assert "lr" in result.output
 

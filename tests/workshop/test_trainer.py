@@ -41,7 +41,9 @@ def test_saved_model_loads_and_generates(tiny_config):
     model = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
     ids = torch.tensor([tok.encode("the keeper")])
-    generated = model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=tok.eos_token_id)
+    generated = model.generate(
+        ids, max_new_tokens=5, do_sample=False, pad_token_id=tok.eos_token_id
+    )
     assert generated.shape[1] == ids.shape[1] + 5
     for name in ("MODEL_CARD.md", "loss_curve.png", "metrics.json", "model.safetensors"):
         assert (out / name).is_file()
