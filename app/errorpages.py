@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -39,18 +39,22 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     if wants_json():
         response = jsonify({"error": {"code": code, "message": message, **details}})
     else:
-        response = render_template("error.html", status=status, message=message), status
-        response = _as_response(response)
+        response = make_response(_error_page(status, message))
     response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
 
 
-def _as_response(value):
-    from flask import make_response
+def _error_page(status: int, message: str) -> str:
+    """The styled error page; a bare one when the page itself cannot render (database down)."""
+    try:
+        return render_template("error.html", status=status, message=message)
+    except Exception:
+        from markupsafe import escape
 
-    return make_response(value)
+        title = f"<!doctype html><title>Error {status}</title><h1>Error {status}</h1>"
+        return f"{title}<p>{escape(message)}</p>"
 
 
 def init_error_handlers(app: Flask) -> None:
