@@ -77,7 +77,9 @@ def word_tokenizer(vocab: int) -> Any:
     tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(vocab)}, unk_token="t0"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="t0", unk_token="t0")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="t0", eos_token="t0", unk_token="t0"
+    )
 
 
 def load_model(name: str, workdir: Path) -> tuple[Any, Any, Path] | None:
@@ -242,7 +244,7 @@ def contenders(model: Any, tokenizer: Any, path: Path, args: Any, workdir: Path)
         "naive": lambda ps, sp: run_naive(model, ps, sp, args.quick),
         "hf_batched": lambda ps, sp: run_hf_batched(model, ps, sp),
     }
-    ct2 = ct2_generators(path, workdir, args.threads) if "ct2" in args.only else {}
+    ct2 = ct2_generators(path, workdir, args.threads) if any("ct2" in o for o in args.only) else {}
     for name in ("ct2_fp32", "ct2_int8"):
         gen = ct2.get(name)
         table[name] = None if gen is None else (lambda ps, sp, g=gen: run_ct2(g, ps, sp, vocab))
