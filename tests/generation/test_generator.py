@@ -114,9 +114,10 @@ def test_bad_words_never_generated(registry, generator):
 def test_generate_returns_the_text(generator):
     """Is generate() the plain-text face of run()?"""
     params = replace(GREEDY, max_new_tokens=10)
-    assert generator.generate("tiny", PROMPTS[0], params) == generator.run(
-        "tiny", PROMPTS[0], params
-    ).text
+    assert (
+        generator.generate("tiny", PROMPTS[0], params)
+        == generator.run("tiny", PROMPTS[0], params).text
+    )
 
 
 def test_registry_loads_each_model_once_across_threads(tiny_model_dir):
