@@ -215,3 +215,20 @@ def test_streaming_never_splits_a_character(tiny):
         engine._stream(seq)
     assert "".join(deltas) == text
     assert all("\ufffd" not in d for d in deltas)
+
+
+def test_next_turn_reuses_the_previous_prompt(tiny, prompts):
+    """Does a prompt extending a finished one start from its cache and still match HF generate?"""
+    model, tokenizer = tiny
+    engine = Engine(model, tokenizer, start=False)
+    story = prompts[3] + prompts[1]  # long enough to be worth keeping
+    (first,) = run_all(engine, [Request(story, GREEDY, stop_on_eos=False)])
+    next_prompt = story + first.token_ids + prompts[0]
+    (second,) = run_all(engine, [Request(next_prompt, GREEDY, stop_on_eos=False)])
+    assert engine.prefix.hits == 1
+    assert engine.prefix.reused_tokens == len(story) + len(first.token_ids) - 1
+    assert second.token_ids == hf_greedy(model, next_prompt, GREEDY)
+    unrelated = list(reversed(next_prompt))
+    (third,) = run_all(engine, [Request(unrelated, GREEDY, stop_on_eos=False)])
+    assert engine.prefix.hits == 1
+    assert third.token_ids == hf_greedy(model, unrelated, GREEDY)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from app.generation.engine.model import GPT2Engine, KVCache
+from app.generation.engine.prefix import PrefixCache
 from app.generation.engine.quant import convert
 from app.generation.engine.sampler import BatchContext, RowSettings, sample
 from app.generation.sampling import SamplingParams
@@ -110,6 +111,7 @@ class Engine:
         max_batch: int = 16,
         prefill_tokens: int = 1024,
         start: bool = True,
+        prefix_entries: int = 8,
     ) -> None:
         self.tokenizer = tokenizer
         self.precision = precision
@@ -124,6 +126,7 @@ class Engine:
         with torch.inference_mode():
             self.cache: KVCache = self.net.new_cache(max_batch)
             self.history = torch.zeros((max_batch, self.n_positions), dtype=torch.long, device=dev)
+        self.prefix = PrefixCache(prefix_entries)
         self.active: list[_Sequence] = []  # active[i] lives in slot i
         self._waiting: deque[RequestHandle] = deque()
         self._cond = threading.Condition()
@@ -240,8 +243,15 @@ class Engine:
         req = handle.request
         slot = len(self.active)
         ids = torch.tensor(list(req.prompt_ids), dtype=torch.long, device=self.net.device)  # (T,)
-        logits = self.net.prefill(ids, self.cache, slot)  # (V,)
         n = ids.shape[0]
+        reuse, kv = self.prefix.match(ids)
+        reuse = min(reuse, n - 1)  # the last prompt token is always run: its logits are needed
+        if kv is not None and reuse > 0:
+            self.cache.load(slot, kv, reuse)
+            self.prefix.reused_tokens += reuse
+        else:
+            reuse = 0
+        logits = self.net.prefill(ids[reuse:], self.cache, slot, start=reuse)  # (V,)
         self.history[slot, :n] = ids
         self.active.append(_Sequence(handle, _row_settings(req), self._budget(req, n), n, pos=n))
         return logits
@@ -297,6 +307,8 @@ class Engine:
         """Resolve finished sequences and compact the slots (the last one fills each hole)."""
         for seq in sorted(finished, key=lambda s: self.active.index(s), reverse=True):
             slot, last = self.active.index(seq), len(self.active) - 1
+            if seq.finish in ("eos", "length", "stop") and self.prefix.entries > 0:
+                self.prefix.put(self.history[slot, : seq.pos], self.cache.save(slot, seq.pos))
             if slot != last:
                 moved = self.active[last]
                 self.cache.move(last, slot, moved.pos)

@@ -88,15 +88,24 @@ class GPT2Engine(nn.Module):
         )
 
     @torch.inference_mode()
-    def prefill(self, ids: torch.Tensor, cache: KVCache, slot: int) -> torch.Tensor:
-        """Run one prompt (T,) into `slot` of the cache; the last position's logits (V,) in fp32."""
+    def prefill(self, ids: torch.Tensor, cache: KVCache, slot: int, start: int = 0) -> torch.Tensor:
+        """Prompt ids (T,) into `slot` after `start` cached positions; last logits (V,) in fp32."""
         T = ids.shape[0]
-        x = (self.wte[ids] + self.wpe[:T]).unsqueeze(0)  # (1, T, C)
+        x = (self.wte[ids] + self.wpe[start : start + T]).unsqueeze(0)  # (1, T, C)
+        mask = None
+        if start:  # new token i sees the cached prefix and new tokens up to itself
+            q_pos = torch.arange(T, device=ids.device)[:, None] + start
+            mask = torch.arange(start + T, device=ids.device)[None, :] <= q_pos  # (T, start+T)
         for layer, block in enumerate(self.blocks):
             q, k, v = self._qkv(block, x)  # each (1, H, T, D)
-            cache.k[layer, slot, :, :T] = k[0]
-            cache.v[layer, slot, :, :T] = v[0]
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (1, H, T, D)
+            cache.k[layer, slot, :, start : start + T] = k[0]
+            cache.v[layer, slot, :, start : start + T] = v[0]
+            if start:
+                keys = cache.k[layer, slot : slot + 1, :, : start + T]  # (1, H, start+T, D)
+                values = cache.v[layer, slot : slot + 1, :, : start + T]
+                y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (1, H, T, D)
             x = self._finish_block(block, x, y)
         last = self.ln_f(x[:, -1])  # (1, C)
         return self.lm_head(last)[0].float()  # (V,)
@@ -167,6 +176,15 @@ class KVCache:
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.slots = slots
         self.max_len = max_len
+
+    def save(self, slot: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of the first `length` positions of a slot: (L, H, length, D) each."""
+        return self.k[:, slot, :, :length].clone(), self.v[:, slot, :, :length].clone()
+
+    def load(self, slot: int, kv: tuple[torch.Tensor, torch.Tensor], length: int) -> None:
+        """Put the first `length` positions of saved keys and values into a slot."""
+        self.k[:, slot, :, :length] = kv[0][:, :, :length]
+        self.v[:, slot, :, :length] = kv[1][:, :, :length]
 
     def move(self, src: int, dst: int, length: int) -> None:
         """Copy the first `length` positions of slot src into slot dst (compaction)."""
