@@ -10,14 +10,15 @@ so rare garbage tokens are not drawn, penalises tokens already in the context
 verbatim (no_repeat_ngram_size). "careful" trades variety for coherence,
 "wild" the other way round; none of them turns the anti-loop measures off.
 
-A temperature of 0 means greedy decoding (used by tests to compare against
-plain `model.generate`).
+"balanced" is the workshop's DEFAULT_SAMPLING (app/workshop/sampling.py), so
+the app samples the way the shipped models were evaluated; the dataclass
+defaults below mirror it for code that builds params directly. A temperature
+of 0 means greedy decoding (used by tests to compare against `model.generate`).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,7 +34,7 @@ class SamplingParams:
     top_p: float = 0.92
     top_k: int = 50  # 0 = no top-k cut
     repetition_penalty: float = 1.15
-    no_repeat_ngram_size: int = 3  # 0 = off
+    no_repeat_ngram_size: int = 4  # 0 = off
     max_new_tokens: int = 80
     bad_words: tuple[str, ...] = field(default_factory=tuple)
 
@@ -57,15 +58,10 @@ class SamplingParams:
 
 
 def _balanced() -> SamplingParams:
-    """The workshop's default sampling settings when it ships them, else ours."""
-    if importlib.util.find_spec("app.workshop.sampling") is None:
-        return SamplingParams()
-    from app.workshop import sampling as workshop
+    """The workshop's default sampling settings (what its eval measured), as our type."""
+    from app.workshop.sampling import DEFAULT_SAMPLING
 
-    defaults = getattr(workshop, "DEFAULT_SAMPLING", None)
-    if not isinstance(defaults, dict):
-        return SamplingParams()
-    known = {k: v for k, v in defaults.items() if k in SamplingParams.__dataclass_fields__}
+    known = {k: v for k, v in DEFAULT_SAMPLING.items() if k in SamplingParams.__dataclass_fields__}
     return SamplingParams(**known)
 
 

@@ -79,3 +79,14 @@ def test_greedy_kwargs_carry_no_sampling_settings():
     kwargs = replace(params_for("balanced", 20), temperature=0).generate_kwargs()
     assert kwargs["do_sample"] is False
     assert "top_p" not in kwargs and "temperature" not in kwargs
+
+
+def test_balanced_is_the_workshop_default():
+    """Does the app's balanced preset sample the way the workshop evaluated the models?"""
+    from app.workshop.sampling import SamplingSettings
+
+    workshop = SamplingSettings().generate_kwargs()
+    ours = presets()["balanced"].generate_kwargs()
+    assert {k: v for k, v in ours.items() if k != "max_new_tokens"} == {
+        k: v for k, v in workshop.items() if k != "max_new_tokens"
+    }
