@@ -51,6 +51,10 @@ def init_api(app: Flask) -> None:
     api.models.update({model.name: model for model in schemas.ALL})
     for module in (auth, stories, turns, jobs, model_list, health):
         api.add_namespace(module.ns)
+    from app.api import admin, reports  # moderation
+
+    api.add_namespace(reports.ns)
+    api.add_namespace(admin.ns)
     csrf.exempt(bp)
     bp.before_request(csrf_for_session_users)
     app.config.setdefault("RESTX_ERROR_404_HELP", False)
