@@ -1,0 +1,50 @@
+"""Browser forms for the admin dashboard and for reporting a turn (Flask-WTF, CSRF-protected).
+
+They only collect fields and carry the CSRF token: the rules (a reason required,
+its length, known roles, valid rules) live in app.moderation.service and
+app.moderation.filter, whose messages the views flash.
+"""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, SelectField, StringField, TextAreaField
+
+from app.accounts.models import ROLES
+from app.moderation.filter import KINDS, LANGUAGES, RULE_MAX_CHARS
+from app.moderation.service import REASON_MAX_CHARS
+
+_REASON = {"maxlength": REASON_MAX_CHARS}
+
+
+class ReasonForm(FlaskForm):
+    """Hide, restore, dismiss, suspend, unsuspend, delete: one action with a reason."""
+
+    reason = StringField("Reason", render_kw=_REASON)
+    next = HiddenField()
+
+
+class StatusForm(FlaskForm):
+    status = SelectField(
+        "Status", choices=[("open", "Open"), ("locked", "Locked"), ("finished", "Finished")]
+    )
+    reason = StringField("Reason", render_kw=_REASON)
+    next = HiddenField()
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[(role, role) for role in ROLES])
+    reason = StringField("Reason", render_kw=_REASON)
+    next = HiddenField()
+
+
+class FilterRuleForm(FlaskForm):
+    language = SelectField(
+        "Language", choices=[(la, {"*": "every language"}.get(la, la)) for la in LANGUAGES]
+    )
+    kind = SelectField("Kind", choices=[(k, k) for k in KINDS])
+    value = StringField("Word or pattern", render_kw={"maxlength": RULE_MAX_CHARS})
+
+
+class ReportForm(FlaskForm):
+    reason = TextAreaField("Why should a moderator look at this turn?", render_kw=_REASON)
