@@ -55,10 +55,12 @@ def _ensure_instance(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.api import init_api
+    from app.moderation.views import bp as admin_bp
     from app.stories.views import bp as stories_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(stories_bp)
+    app.register_blueprint(admin_bp)
     init_api(app)
 
 
