@@ -63,8 +63,7 @@ def run_job(
     if job is None:
         return "skipped"
     try:
-        request = build_prompt(job)
-        db.session.close()  # no transaction stays open while the model runs
+        request = build_prompt(job)  # closes the session: nothing stays open while generating
         return _generate_and_complete(request, should_stop)
     except Exception as exc:
         log.exception("job %s failed", job_id)
@@ -72,7 +71,11 @@ def run_job(
 
 
 def build_prompt(job: GenerationJob) -> JobPrompt:
-    """The story's opening and visible turns up to the answered paragraph, windowed."""
+    """The story's opening and visible turns up to the answered paragraph, windowed.
+
+    The database is read first and the session closed before the model is
+    loaded (the first load can take a while; no transaction waits on it).
+    """
     from app.generation.sampling import params_for
     from app.generation.window import trim_to_window
 
@@ -81,19 +84,21 @@ def build_prompt(job: GenerationJob) -> JobPrompt:
     answered = db.session.get(Turn, job.reply_to_id)
     last = answered.position if answered is not None else story.last_position
     texts = [t.text for t in visible_turns(story) if t.position <= last]
-    loaded = get_registry().get(story.model_key)
     params = params_for(
         story.preset,
         story.max_new_tokens,
         min_tokens=cfg["AI_TOKENS_MIN"],
         max_tokens=cfg["AI_TOKENS_MAX"],
     )
+    job_id, story_id, model_key, opening = job.id, story.id, story.model_key, story.opening
+    db.session.close()
+    loaded = get_registry().get(model_key)
     # A model with a short context keeps at least half of it for the prompt.
     params = replace(params, max_new_tokens=min(params.max_new_tokens, loaded.max_context // 2))
     window = trim_to_window(
-        loaded.tokenizer, story.opening, texts, loaded.max_context, params.max_new_tokens
+        loaded.tokenizer, opening, texts, loaded.max_context, params.max_new_tokens
     )
-    return JobPrompt(job.id, story.id, story.model_key, window.ids, params)
+    return JobPrompt(job_id, story_id, model_key, window.ids, params)
 
 
 def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:

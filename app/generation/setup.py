@@ -32,6 +32,7 @@ def init_generation(app: Flask) -> None:
 
     def shutdown() -> None:
         closing.set()
+        runner.enabled = False  # a late submit must not start threads again
         runner.stop()
 
     app.extensions["relay.events"] = InMemoryEventBus()
