@@ -147,7 +147,9 @@ def _load(key: str, source: str, device: str, torch_threads: int) -> LoadedModel
     """Load tokenizer and model; float32 on CPU (fp16 checkpoints are slow or unsupported there)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a server log is not a terminal
     global _THREADS_SET
     if torch_threads > 0 and not _THREADS_SET:
         torch.set_num_threads(torch_threads)
