@@ -127,6 +127,9 @@ def delete_story(story_id: int, actor: User, audit: AuditHook = None) -> None:
     if audit is not None:
         audit(story)
     db.session.execute(db.delete(GenerationJob).where(GenerationJob.story_id == story.id))
+    # AI turns point at the paragraphs they answer (turns.reply_to_id): unlink them first,
+    # or deleting the turns in id order breaks that foreign key (a 500 on any answered story).
+    db.session.execute(db.update(Turn).where(Turn.story_id == story.id).values(reply_to_id=None))
     db.session.delete(story)
     db.session.commit()
 
