@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import random
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -28,7 +29,7 @@ from tests.conftest import _reset_schema, make_app
 CLIENTS = 50
 HUMAN_TURNS = 200
 AI_TOKENS = 4  # a few words: the race, not the model, is what takes the time
-RACE_SECONDS = 30
+RACE_SECONDS = 150  # a deadline only: the race ends when the story is full
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -37,7 +38,9 @@ class QuietHandler(WSGIRequestHandler):
 
 
 class RaceClient(threading.Thread):
-    """One writer: post with the position last seen; on 409 re-read and try again."""
+    """One writer, like the browser: follow the story's events, and whenever the story is
+    open for a human turn post with the position last seen; after a 409 re-read (the 409
+    carries the missed turns, GET /turns otherwise) and try again."""
 
     def __init__(self, port: int, story_id: int, token: str, name: str, deadline: float) -> None:
         super().__init__(name=name, daemon=True)
@@ -46,6 +49,10 @@ class RaceClient(threading.Thread):
         self.codes: Counter[str] = Counter()
         self.accepted: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        # What this client last saw: the story's last position and whether it awaits the model.
+        self.seen, self.waiting_for_model = 0, False
+        self.changed = threading.Condition()
+        self.stream: http.client.HTTPConnection | None = None
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -65,47 +72,95 @@ class RaceClient(threading.Thread):
             self.errors.append(f"{response.status} {method} {path}: {data[:300]!r}")
         return response.status, json.loads(data) if data else None
 
-    def read_position(self, since: int = 0) -> int:
-        _, body = self.request("GET", f"/api/v1/stories/{self.story_id}/turns?since={since}")
-        return body["last_position"]
+    def saw(self, position: int, waiting_for_model: bool) -> None:
+        with self.changed:
+            if position >= self.seen:
+                self.seen, self.waiting_for_model = position, waiting_for_model
+            self.changed.notify_all()
+
+    def reread(self) -> None:
+        _, body = self.request("GET", f"/api/v1/stories/{self.story_id}/turns?since={self.seen}")
+        self.saw(body["last_position"], body["pending_job"] is not None)
+
+    def listen(self) -> None:
+        """Follow GET /stories/<id>/events: every turn_created moves `seen` on."""
+        conn = self.stream = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request("GET", f"/api/v1/stories/{self.story_id}/events")
+        response = conn.getresponse()
+        self.statuses[response.status] += 1
+        try:
+            for line in iter(response.readline, b""):
+                if not line.startswith(b"data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event["type"] == "turn_created":
+                    turn = event["turn"]
+                    self.saw(turn["position"], turn["kind"] == "human")
+                elif event["type"] == "generation_failed":
+                    self.reread()
+        except OSError:
+            pass  # closed at the end of the race
 
     def run(self) -> None:
+        listener = threading.Thread(target=self.listen, daemon=True)
+        listener.start()
         try:
             self.race()
         except Exception as exc:  # a client crash must fail the test, not hang it
             self.errors.append(f"client crashed: {exc!r}")
+        finally:
+            if self.stream is not None and self.stream.sock is not None:
+                self.stream.sock.shutdown(socket.SHUT_RDWR)
+            listener.join(timeout=5)
+
+    def wait_for_an_opening(self, tried: int) -> int:
+        """The position to post with, once the story takes a human turn we haven't tried."""
+        with self.changed:
+            while self.waiting_for_model or self.seen == tried:
+                if not self.changed.wait(timeout=2.0):
+                    break  # nothing heard for a while: re-read below
+            return self.seen
 
     def race(self) -> None:
-        seen = self.read_position()
-        attempt = 0
-        while time.monotonic() < self.deadline:
+        self.reread()
+        tried, attempt = -1, 0
+        while time.monotonic() < self.deadline and not self.story_is_full():
+            position = self.wait_for_an_opening(tried)
+            if self.waiting_for_model or position == tried:
+                self.reread()
+                continue
+            time.sleep(random.uniform(0, 0.2))  # people don't all type at the same instant
+            if self.seen != position:
+                continue  # someone wrote while we typed: read it first
             attempt += 1
-            text = f"{self.name} writes paragraph {attempt}."
             status, body = self.request(
                 "POST",
                 f"/api/v1/stories/{self.story_id}/turns",
-                {"text": text, "expected_position": seen},
+                {"text": f"{self.name} writes paragraph {attempt}.", "expected_position": position},
             )
+            tried = position
             if status == 202:
                 self.accepted.append(body["turn"])
-                seen = body["turn"]["position"]
+                self.saw(body["turn"]["position"], True)
                 continue
             if status != 409:
                 if status < 500:
                     self.errors.append(f"unexpected {status}: {body}")
                 return
-            code = body["error"]["code"]
-            self.codes[code] += 1
-            if code == "story_full":
+            error = body["error"]
+            self.codes[error["code"]] += 1
+            if error["code"] == "story_full":
                 return
-            if code == "stale_position":  # the 409 carries the missed turns: caught up
-                seen = body["error"]["last_position"]
-                continue
-            if code == "generation_pending":  # wait for the model, as a reader would
-                self.wait_for_job(body["error"]["job"]["id"])
-            else:  # not_your_turn: someone else must write first
-                time.sleep(random.uniform(0.05, 0.15))
-            seen = self.read_position(since=seen)
+            if error["code"] == "stale_position":  # the 409 carries the missed turns
+                missed = error["missed"]
+                self.saw(error["last_position"], bool(missed) and missed[-1]["kind"] == "human")
+            elif error["code"] == "generation_pending":
+                self.saw(position, True)
+            # not_your_turn: wait until someone else has written
+
+    def story_is_full(self) -> bool:
+        # The writer of the last paragraph hears not_your_turn, never story_full.
+        return self.seen >= 2 * HUMAN_TURNS and not self.waiting_for_model
 
     def outcome(self) -> dict[str, Any]:
         return {
@@ -114,13 +169,6 @@ class RaceClient(threading.Thread):
             "accepted": [turn["id"] for turn in self.accepted],
             "errors": self.errors + (["client never finished"] if self.is_alive() else []),
         }
-
-    def wait_for_job(self, job_id: int) -> None:
-        while time.monotonic() < self.deadline:
-            status, job = self.request("GET", f"/api/v1/jobs/{job_id}")
-            if status != 200 or job["status"] not in ("queued", "running"):
-                return
-            time.sleep(random.uniform(0.05, 0.15))
 
 
 @pytest.fixture(scope="module")
