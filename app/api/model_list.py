@@ -17,7 +17,7 @@ def model_listing() -> list[dict[str, Any]]:
     """Registry keys with the language each is the default for (checked, never loaded)."""
     from app.generation.registry import ModelRegistry
 
-    registry = current_app.extensions.get("relay.models") or ModelRegistry.from_config(
+    registry = current_app.extensions.get("relay.registry") or ModelRegistry.from_config(
         current_app.config
     )
     return [
