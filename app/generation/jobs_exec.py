@@ -39,6 +39,8 @@ class JobPrompt:
     model_key: str
     prompt_ids: list[int]
     params: Any  # SamplingParams
+    checker: Any = None  # app.moderation.filter Checker for the story's language
+    filter_retries: int = 0  # regenerations allowed when the filter catches the output
 
 
 def worker_name() -> str:
@@ -53,7 +55,7 @@ def run_job(
     reclaim_running: bool = False,
     should_stop: Any = None,
 ) -> str:
-    """Run one job to its end; returns "done", "failed", "skipped" or "interrupted"."""
+    """Run one job to its end; returns "done", "held", "failed", "skipped" or "interrupted"."""
     try:
         job = claim_job(job_id, worker or worker_name(), reclaim_running=reclaim_running)
     except Exception:
@@ -91,6 +93,7 @@ def build_prompt(job: GenerationJob) -> JobPrompt:
         max_tokens=cfg["AI_TOKENS_MAX"],
     )
     job_id, story_id, model_key, opening = job.id, story.id, story.model_key, story.opening
+    checker, filter_retries = _output_filter(story.language)
     db.session.close()
     loaded = get_registry().get(model_key)
     # A model with a short context keeps at least half of it for the prompt.
@@ -98,14 +101,27 @@ def build_prompt(job: GenerationJob) -> JobPrompt:
     window = trim_to_window(
         loaded.tokenizer, opening, texts, loaded.max_context, params.max_new_tokens
     )
-    return JobPrompt(job_id, story_id, model_key, window.ids, params)
+    return JobPrompt(job_id, story_id, model_key, window.ids, params, checker, filter_retries)
+
+
+def _output_filter(language: str) -> tuple[Any, int]:
+    """The content filter for model output: its checker and how many regenerations it allows."""
+    from app.moderation.filter import load_checker
+
+    cfg = current_app.config
+    retries = cfg.get("FILTER_MODEL_RETRIES", 2) if cfg.get("FILTER_MODEL_ACTION") != "hold" else 0
+    return load_checker(language), max(0, int(retries))
 
 
 def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
+    """Generate until the text is usable: an empty result is retried once; output the
+    content filter catches is regenerated (FILTER_MODEL_RETRIES), then stored held."""
     from app.generation.cleanup import clean_generation
 
     generator = get_generator()
-    for attempt in (1, 2):  # an empty result is retried once
+    empty_left, filter_left, attempt = 1, request.filter_retries, 0
+    while True:
+        attempt += 1
         result = generator.run(
             request.model_key,
             request.prompt_ids,
@@ -117,24 +133,42 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
             requeue_job(request.job_id)  # shutting down: the next start resumes it
             return "interrupted"
         text = clean_generation(result.text, finished=result.stop_reason == "eos")
-        if text:
+        hit = request.checker(text) if text and request.checker else None
+        if text and hit is None:
             complete_job(request.job_id, text)
             return "done"
-        log.info("job %s: empty output on attempt %s", request.job_id, attempt)
-    return _fail(request.job_id, EMPTY_MESSAGE)
+        if not text and empty_left:
+            empty_left -= 1
+        elif hit is not None and filter_left:
+            filter_left -= 1
+        elif hit is not None:
+            complete_job(request.job_id, text, held_reason=f"filter: {hit.value}")
+            return "held"
+        else:
+            return _fail(request.job_id, EMPTY_MESSAGE)
+        log.info("job %s: attempt %s unusable (%s)", request.job_id, attempt, hit or "empty")
 
 
 def _delta_publisher(request: JobPrompt, attempt: int) -> Any:
+    """Publish each delta with the text so far; once the streamed text trips the content
+    filter, readers get no more of this attempt (a new attempt restarts text_so_far)."""
     so_far: list[str] = []
+    tripped: list[bool] = []
 
     def on_delta(delta: str) -> None:
+        if tripped:
+            return
         so_far.append(delta)
+        text = "".join(so_far)
+        if request.checker is not None and request.checker(text) is not None:
+            tripped.append(True)
+            return
         publish(
             request.story_id,
             "generation_delta",
             job_id=request.job_id,
             delta=delta,
-            text_so_far="".join(so_far),
+            text_so_far=text,
             attempt=attempt,
         )
 

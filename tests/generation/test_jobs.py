@@ -307,3 +307,38 @@ def test_first_request_starts_the_runner(app, client):
     assert not runner.running
     client.get("/")
     assert runner.running
+
+
+@pytest.mark.parametrize(("action", "runs"), [("regenerate", 3), ("hold", 1)])
+def test_filtered_output_is_regenerated_then_held_unseen(app, own_app, action, runs):
+    """Is model output the content filter catches regenerated, then stored held, never streamed?"""
+    from app.generation.generator import Generator
+    from app.moderation.models import FilterRule
+
+    calls: list[int] = []
+
+    class Counting(Generator):
+        def run(self, model_key, prompt, params, on_delta=None, should_stop=None):
+            calls.append(1)
+            return super().run(model_key, prompt, params, on_delta, should_stop)
+
+    quiet = own_app(RELAY_START_RUNNER=False)  # the writer's paragraph goes in unfiltered
+    factory = Factory(quiet)
+    alice = factory.user()
+    story_id = factory.story(alice)
+    _, job_id = append(quiet, story_id, alice, "Say something rude.")
+    application = own_app(FILTER_MODEL_ACTION=action, FILTER_MODEL_RETRIES=2)
+    application.extensions["relay.generator"] = Counting(application.extensions["relay.registry"])
+    with application.app_context():
+        db.session.add(FilterRule(language="*", kind="pattern", value=r"\S"))  # catches anything
+        db.session.commit()
+    subscription = application.extensions["relay.events"].subscribe(story_id)
+    application.extensions["relay.jobs"].start()
+    assert wait_job(application, job_id) == "done"
+    assert len(calls) == runs
+    (ai,) = ai_turns(application, story_id)
+    assert ai.held and ai.held_reason == r"filter: \S"
+    events = drain(subscription)
+    streamed = [e["text_so_far"] for e in events if e["type"] == "generation_delta"]
+    assert all(not text.strip() for text in streamed)  # only what the filter let through
+    assert "turn_held" in [e["type"] for e in events]
