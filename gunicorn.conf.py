@@ -15,3 +15,11 @@ timeout = 120
 graceful_timeout = 20
 preload_app = False
 accesslog = "-"
+
+
+def worker_exit(server, worker):
+    """Stop this worker's generation threads cleanly: an interrupted job goes back to queued."""
+    app = getattr(worker.wsgi, "extensions", None) and worker.wsgi
+    shutdown = app.extensions.get("relay.shutdown") if app else None
+    if shutdown:
+        shutdown()

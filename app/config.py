@@ -76,6 +76,10 @@ class Config:
         self.RELAY_DEVICE = os.environ.get("RELAY_DEVICE", "")  # "" = cuda if present else cpu
         self.RELAY_TORCH_THREADS = _env_int("RELAY_TORCH_THREADS", 0)  # 0 = torch default
         self.RELAY_START_RUNNER = _env_bool("RELAY_START_RUNNER", True)
+        # Embedded runner: generation threads in the web process, and how often an
+        # idle one polls the database for queued jobs whose hand-off was lost.
+        self.RELAY_RUNNER_THREADS = _env_int("RELAY_RUNNER_THREADS", 1)
+        self.RELAY_RUNNER_POLL_SECONDS = float(os.environ.get("RELAY_RUNNER_POLL_SECONDS", "5"))
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.SSE_KEEPALIVE_SECONDS = _env_int("SSE_KEEPALIVE_SECONDS", 15)
 
