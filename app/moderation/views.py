@@ -25,7 +25,8 @@ from flask import (
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.errors import Forbidden, NotFound, RelayError
+from app.errorpages import wants_json
+from app.errors import Forbidden, NotFound, RelayError, Unauthorized
 from app.extensions import db, login_manager
 from app.moderation import lookup, queries, service
 from app.moderation.forms import FilterRuleForm, ReasonForm, ReportForm, RoleForm, StatusForm
@@ -55,10 +56,13 @@ def allow(*roles: str) -> Callable[[View], View]:
 
 @bp.before_request
 def guard() -> Response | None:
-    """Login page for signed-out visitors, 403 for anyone whose role the route does not allow."""
+    """Login page for signed-out visitors (401 if they asked for JSON), 403 for anyone whose
+    role the route does not allow."""
     view = current_app.view_functions.get(request.endpoint or "")
     roles = getattr(view, "allowed_roles", MODERATORS)
     if not current_user.is_authenticated:
+        if wants_json():
+            raise Unauthorized("Sign in as a moderator.")
         return login_manager.unauthorized()
     if current_user.role not in roles:
         raise Forbidden("Admins only." if roles == ADMINS else "Moderators and admins only.")

@@ -68,6 +68,7 @@ def test_every_admin_page_denies_as_documented(app, client, people):
         assert let_in(admin.open(url, method=method)), url
     as_json = writer.get("/admin", headers={"Accept": "application/json"})
     assert as_json.get_json()["error"]["code"] == "forbidden"
+    assert client.get("/admin", headers={"Accept": "application/json"}).status_code == 401
     assert audit_rows(app) == 0
 
 
