@@ -1,0 +1,82 @@
+"""The Celery worker entry point: `celery -A app.generation.worker worker`.
+
+Builds the Flask app from the environment (RELAY_RUN_MODE=scaled, DATABASE_URL,
+REDIS_URL, RELAY_MODELS, RELAY_DEVICE, RELAY_TORCH_THREADS) and exposes its
+Celery app as `celery`. Each pool process loads every configured model once,
+when it starts, on its device: RELAY_DEVICE (e.g. cuda:1), else the GPU that
+CUDA_VISIBLE_DEVICES leaves visible, else the CPU. Run one worker with
+`--concurrency 1` per GPU. When the worker is ready it resends what a crash
+left behind (app.generation.celery_app.sweep_jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery.signals import worker_init, worker_process_init, worker_ready
+from dotenv import load_dotenv
+
+from app import create_app
+
+log = logging.getLogger(__name__)
+
+load_dotenv()
+os.environ.setdefault("RELAY_RUN_MODE", "scaled")
+flask_app = create_app()
+if flask_app.config.get("RELAY_RUN_MODE") != "scaled":
+    raise RuntimeError("the Celery worker needs RELAY_RUN_MODE=scaled")
+celery = flask_app.extensions["relay.celery"]
+
+
+@worker_init.connect
+def preload_libraries(**_: Any) -> None:
+    """Import torch and transformers once in the main process, before the pool forks, so a
+    pool process that replaces a dead one is ready in seconds. No tensor work happens here."""
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+
+@worker_process_init.connect
+def load_models(**_: Any) -> None:
+    """In each pool process: fresh DB connections, torch threads, every model loaded once."""
+    from app.extensions import db
+
+    with flask_app.app_context():
+        db.engine.dispose(close=False)  # connections inherited from the parent are not ours
+    registry = flask_app.extensions["relay.registry"]
+    _set_torch_threads(registry)
+    for key in sorted(registry.sources):
+        try:
+            loaded = registry.get(key)
+            log.info("worker %s: model %s ready on %s", os.getpid(), key, loaded.device)
+        except Exception:  # a broken model fails its jobs with a message, not the worker
+            log.exception("worker %s: model %s could not be loaded", os.getpid(), key)
+
+
+@worker_ready.connect
+def resend_leftovers(**_: Any) -> None:
+    """At start: resend queued jobs without a message and jobs of dead workers."""
+    from app.extensions import db
+    from app.generation.celery_app import sweep_jobs
+
+    try:
+        sweep_jobs(flask_app)
+    except Exception:
+        log.exception("start-up sweep failed; celery beat will retry")
+    finally:
+        with flask_app.app_context():
+            db.engine.dispose()  # pool processes forked later must not share these
+
+
+def _set_torch_threads(registry: Any) -> None:
+    import torch
+
+    threads = int(registry.torch_threads or 0)
+    if threads <= 0 and not registry.configured_device.startswith("cuda"):
+        # Several CPU workers on one machine: share the cores instead of oversubscribing.
+        concurrency = max(1, int(os.environ.get("RELAY_WORKERS_PER_HOST", "1")))
+        threads = max(1, (os.cpu_count() or 1) // concurrency)
+    if threads > 0:
+        torch.set_num_threads(threads)
