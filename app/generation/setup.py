@@ -7,6 +7,8 @@ app.extensions after init_generation(app):
   "relay.generator" None until the first job builds a Generator (a batching engine may preset it)
   "relay.closing"   threading.Event set at shutdown (ends SSE streams)
   "relay.shutdown"  callable: stop the runner threads and close streams
+RELAY_RUN_MODE=scaled: RedisEventBus and CeleryJobQueue instead (app.generation.celery_app),
+plus "relay.celery", the Celery app.
 No torch import happens here.
 """
 
@@ -23,6 +25,12 @@ from app.generation.runner import EmbeddedRunner
 
 
 def init_generation(app: Flask) -> None:
+    if app.config.get("RELAY_RUN_MODE") == "scaled":
+        # Redis pub/sub events and Celery workers instead of the in-process runner.
+        from app.generation.celery_app import init_scaled
+
+        init_scaled(app)
+        return
     closing = threading.Event()
     runner = EmbeddedRunner(
         app,
