@@ -60,7 +60,13 @@ class Config:
         self.RATELIMIT_DEFAULT = os.environ.get("RATELIMIT_DEFAULT", "300 per minute")
         self.RATELIMIT_TURNS = os.environ.get("RATELIMIT_TURNS", "20 per minute")
         self.RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "10 per minute")
-        self.RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+        # Scaled mode: limits shared by every web worker, in Redis (in memory while it is down).
+        self.RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or (
+            os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+            if os.environ.get("RELAY_RUN_MODE") == "scaled"
+            else "memory://"
+        )
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         self.RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_HEADERS_ENABLED = True
 
