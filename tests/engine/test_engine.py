@@ -162,6 +162,10 @@ def test_cancellation_frees_the_slot(tiny, prompts):
     engine.step()
     assert first.done and first.result.stop_reason == "cancelled"
     assert [s.handle for s in engine.active] == [second, third]
+    fourth = engine.submit(Request(prompts[3], params, stop_on_eos=False))
+    fourth.cancel()  # withdrawn while waiting for a slot: resolved at the next step
+    engine.step()
+    assert fourth.done and fourth.result.stop_reason == "cancelled"
     while not (second.done and third.done):
         engine.step()
     assert second.result.token_ids == hf_greedy(model, prompts[1], params)

@@ -329,6 +329,12 @@ class Engine:
         self._resolve(seq.handle, seq.generated, seq.finish, text)
 
     def _drop_cancelled(self) -> None:
+        with self._cond:
+            withdrawn = [h for h in self._waiting if h.cancelled]
+            for handle in withdrawn:
+                self._waiting.remove(handle)
+        for handle in withdrawn:
+            self._resolve(handle, [], "cancelled", "")
         gone = [s for s in self.active if s.handle.cancelled]
         for seq in gone:
             seq.finish = "cancelled"
