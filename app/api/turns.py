@@ -70,6 +70,8 @@ class TurnList(Resource):
         )
         if job is None:  # held by the content filter (FILTER_HUMAN_ACTION=hold): no answer yet
             return {"turn": turn_dict(turn), "job": None}, 202
+        if job is None:  # held by the content filter until a moderator decides
+            return {"turn": turn_dict(turn), "job": None}, 202
         body = {"turn": turn_dict(turn), "job": job_dict(job)}
         return body, 202, {"Location": _jobs_url(job.id)}
 

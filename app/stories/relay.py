@@ -185,6 +185,9 @@ def append_human_turn(
             code="content_rejected",
             field="text",
         )
+    # Refuse a stale or blocked writer before taking the lock, so that under a race the
+    # many refusals don't queue on the story's lock ahead of the winner and the runner.
+    _check_writable(get_story(story_id), user, expected)
     story = lock_story(story_id)
     try:
         _check_writable(story, user, expected)

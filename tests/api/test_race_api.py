@@ -29,7 +29,7 @@ from tests.conftest import _reset_schema, make_app
 CLIENTS = 50
 HUMAN_TURNS = 200
 AI_TOKENS = 4  # a few words: the race, not the model, is what takes the time
-RACE_SECONDS = 150  # a deadline only: the race ends when the story is full
+RACE_SECONDS = 240  # a deadline only: the race ends when the story is full
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -129,7 +129,7 @@ class RaceClient(threading.Thread):
             if self.waiting_for_model or position == tried:
                 self.reread()
                 continue
-            time.sleep(random.uniform(0, 0.2))  # people don't all type at the same instant
+            time.sleep(random.uniform(0, 1.5))  # people don't all type at the same instant
             if self.seen != position:
                 continue  # someone wrote while we typed: read it first
             attempt += 1
@@ -250,7 +250,7 @@ def _users_and_story(app) -> tuple[int, list[str]]:
         return story.id, tokens
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(420)
 def test_fifty_clients_race_to_two_hundred_human_turns(db_url, word_model_dir):
     """Do 50 racing clients leave contiguous positions, one AI turn after each human, no 5xx?"""
     app = make_app(
@@ -261,6 +261,8 @@ def test_fifty_clients_race_to_two_hundred_human_turns(db_url, word_model_dir):
         AI_TOKENS_MIN=AI_TOKENS,
         TURNS_PER_STORY_MAX=2 * HUMAN_TURNS,
         QUEUE_MAX=1000,
+        # One connection per busy server thread, as gunicorn's threads would be configured.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 25, "max_overflow": 25},
     )
     _reset_schema(app)
     story_id, tokens = _users_and_story(app)
