@@ -1,6 +1,8 @@
 """Browser forms for the admin dashboard and for reporting a turn (Flask-WTF, CSRF-protected).
 
-They only collect fields and carry the CSRF token: the rules (a reason required,
+The one-button actions (hide, restore, dismiss, suspend, lock...) are small forms in
+templates/admin/_macros.html carrying csrf_token(); these classes serve the forms with
+fields. They only collect fields and carry the CSRF token: the rules (a reason required,
 its length, known roles, valid rules) live in app.moderation.service and
 app.moderation.filter, whose messages the views flash.
 """
@@ -8,7 +10,7 @@ app.moderation.filter, whose messages the views flash.
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectField, StringField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 
 from app.accounts.models import ROLES
 from app.moderation.filter import KINDS, LANGUAGES, RULE_MAX_CHARS
@@ -17,25 +19,9 @@ from app.moderation.service import REASON_MAX_CHARS
 _REASON = {"maxlength": REASON_MAX_CHARS}
 
 
-class ReasonForm(FlaskForm):
-    """Hide, restore, dismiss, suspend, unsuspend, delete: one action with a reason."""
-
-    reason = StringField("Reason", render_kw=_REASON)
-    next = HiddenField()
-
-
-class StatusForm(FlaskForm):
-    status = SelectField(
-        "Status", choices=[("open", "Open"), ("locked", "Locked"), ("finished", "Finished")]
-    )
-    reason = StringField("Reason", render_kw=_REASON)
-    next = HiddenField()
-
-
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=[(role, role) for role in ROLES])
     reason = StringField("Reason", render_kw=_REASON)
-    next = HiddenField()
 
 
 class FilterRuleForm(FlaskForm):

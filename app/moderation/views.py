@@ -29,7 +29,7 @@ from app.errorpages import wants_json
 from app.errors import Forbidden, NotFound, RelayError, Unauthorized
 from app.extensions import db, login_manager
 from app.moderation import lookup, queries, service
-from app.moderation.forms import FilterRuleForm, ReasonForm, ReportForm, RoleForm, StatusForm
+from app.moderation.forms import FilterRuleForm, ReportForm, RoleForm
 from app.stories.models import Turn
 from app.stories.views import security_headers
 
@@ -94,7 +94,7 @@ def _act(action: Callable[[], Any], done: str, default: str) -> Response:
 @bp.route("/admin")
 def queue() -> str:
     """Reported and held turns, oldest first, each with the turns around it."""
-    return render_template("admin/queue.html", items=queries.moderation_queue(), form=ReasonForm())
+    return render_template("admin/queue.html", items=queries.moderation_queue())
 
 
 @bp.route("/admin/turns/<int:turn_id>/hide", methods=["POST"])
@@ -138,9 +138,7 @@ def stories() -> str:
     """Stories by title (?q=) and status (?status=), most recently active first."""
     q, status = request.args.get("q", ""), request.args.get("status", "")
     found = lookup.find_stories(q, status if status in ("open", "locked", "finished") else None)
-    return render_template(
-        "admin/stories.html", stories=found, q=q, status=status, form=StatusForm()
-    )
+    return render_template("admin/stories.html", stories=found, q=q, status=status)
 
 
 @bp.route("/admin/stories/<int:story_id>/status", methods=["POST"])
@@ -173,7 +171,7 @@ def users() -> str:
     """Users whose name contains ?q=, with suspension and (for admins) role forms."""
     q = request.args.get("q", "")
     return render_template(
-        "admin/users.html", users=lookup.find_users(q), q=q, form=ReasonForm(), role_form=RoleForm()
+        "admin/users.html", users=lookup.find_users(q), q=q, role_form=RoleForm()
     )
 
 
