@@ -68,8 +68,6 @@ class TurnList(Resource):
         turn, job = relay.append_human_turn(
             story_id, user, data.get("text"), data.get("expected_position")
         )
-        if job is None:  # held by the content filter (FILTER_HUMAN_ACTION=hold): no answer yet
-            return {"turn": turn_dict(turn), "job": None}, 202
         if job is None:  # held by the content filter until a moderator decides
             return {"turn": turn_dict(turn), "job": None}, 202
         body = {"turn": turn_dict(turn), "job": job_dict(job)}
