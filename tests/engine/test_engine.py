@@ -236,3 +236,19 @@ def test_next_turn_reuses_the_previous_prompt(tiny, prompts):
     (third,) = run_all(engine, [Request(unrelated, GREEDY, stop_on_eos=False)])
     assert engine.prefix.hits == 1
     assert third.token_ids == hf_greedy(model, unrelated, GREEDY)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_each_precision_writes_a_full_turn(tiny, prompts, precision):
+    """Does the bf16/int8 engine write each sequence's budget in a mixed batch?"""
+    model, tokenizer = tiny
+    engine = Engine(model, tokenizer, precision, start=False)
+    results = run_all(
+        engine,
+        [
+            Request(prompts[0], SAMPLED, seed=1, stop_on_eos=False),
+            Request(prompts[3], replace(GREEDY, max_new_tokens=9), stop_on_eos=False),
+        ],
+    )
+    assert [len(r.token_ids) for r in results] == [SAMPLED.max_new_tokens, 9]
+    assert engine.net.dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
