@@ -103,9 +103,12 @@ def load_model(name: str, workdir: Path) -> tuple[Any, Any, Path] | None:
     return model, tokenizer, path
 
 
-def make_prompts(model: Any, count: int, length: int, seed: int = 1) -> list[list[int]]:
+def make_prompts(
+    model: Any, tokenizer: Any, count: int, length: int, seed: int = 1
+) -> list[list[int]]:
+    """Random ids the tokenizer knows (no text needed: eos is ignored, every turn is full)."""
     gen = torch.Generator().manual_seed(seed)
-    vocab = model.config.vocab_size
+    vocab = min(model.config.vocab_size, len(tokenizer))
     length = min(length, model.config.n_positions // 2)
     return [torch.randint(1, vocab, (length,), generator=gen).tolist() for _ in range(count)]
 
@@ -239,7 +242,7 @@ def ct2_generators(path: Path, workdir: Path, threads: int) -> dict[str, Any]:
 
 def contenders(model: Any, tokenizer: Any, path: Path, args: Any, workdir: Path) -> dict[str, Any]:
     """name -> callable(prompts, params) -> Run (None when the peer is missing)."""
-    vocab = [tokenizer.convert_ids_to_tokens(i) for i in range(model.config.vocab_size)]
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     table: dict[str, Any] = {
         "naive": lambda ps, sp: run_naive(model, ps, sp, args.quick),
         "hf_batched": lambda ps, sp: run_hf_batched(model, ps, sp),
@@ -274,13 +277,15 @@ def bench_model(name: str, args: Any, workdir: Path) -> dict[str, dict[str, Run 
         temperature=0.8, top_p=0.9, top_k=50, repetition_penalty=1.15,
         no_repeat_ngram_size=0, max_new_tokens=args.new_tokens,
     )  # fmt: skip
-    prompts = make_prompts(model, max(args.writers), args.prompt_tokens)
+    prompts = make_prompts(model, tokenizer, max(args.writers), args.prompt_tokens)
     print(f"[{name}] {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters, "
           f"prompt {len(prompts[0])} tokens, {args.new_tokens} new", flush=True)  # fmt: skip
     results: dict[str, dict[str, Run | None]] = {str(n): {} for n in args.writers}
     for cname, runner in contenders(model, tokenizer, path, args, workdir).items():
         if runner is not None:
-            runner(make_prompts(model, 1, 32, seed=99), SamplingParams(max_new_tokens=4))  # warm-up
+            runner(
+                make_prompts(model, tokenizer, 1, 32, seed=99), SamplingParams(max_new_tokens=4)
+            )  # warm-up
         for n in args.writers:
             skip = cname == "engine_bf16" and args.quick and n > 1 and not native_bf16()
             run = None if runner is None or skip else _repeat(runner, prompts[:n], params, args)
