@@ -133,6 +133,13 @@ def errors(*codes: int) -> Callable[[Any], Any]:
     return document
 
 
+def optional_body(allowed: tuple[str, ...]) -> dict[str, Any]:
+    """json_body, except that no body at all counts as {} (the reason is optional)."""
+    if not request.get_data(cache=True).strip():
+        return {}
+    return json_body(allowed)
+
+
 # --- queue and turns ---------------------------------------------------------------
 
 
@@ -163,7 +170,7 @@ class TurnRestore(Resource):
     @ns.response(200, "Visible again (a held last paragraph gets the model's answer)", TurnResult)
     def post(self, turn_id: int):
         """Show a hidden or held turn again."""
-        data = json_body(("reason",), required=False)
+        data = optional_body(("reason",))
         turn = service.restore_turn(turn_id, require_user(), data.get("reason"))
         return {"turn": turn_dict(turn)}
 
@@ -175,7 +182,7 @@ class TurnDismiss(Resource):
     @ns.response(200, "The turn's open reports are closed", Dismissed)
     def post(self, turn_id: int):
         """Dismiss a turn's open reports (409 no_open_reports when there are none)."""
-        data = json_body(("reason",), required=False)
+        data = optional_body(("reason",))
         closed = service.dismiss_reports(turn_id, require_user(), data.get("reason"))
         return {"turn_id": turn_id, "reports_closed": closed}
 
@@ -204,7 +211,7 @@ class StoryRemoval(Resource):
     @ns.response(204, "Deleted with its turns and jobs")
     def delete(self, story_id: int):
         """Delete a story (reason required)."""
-        data = json_body(("reason",), required=False)
+        data = optional_body(("reason",))
         service.delete_story(story_id, require_user(), data.get("reason"))
         return "", 204
 
@@ -242,7 +249,7 @@ class UserUnsuspend(Resource):
     @ns.response(200, "They may sign in again (old tokens stay revoked)", AdminUser)
     def post(self, user_id: int):
         """Lift a suspension."""
-        data = json_body(("reason",), required=False)
+        data = optional_body(("reason",))
         return lookup.user_dict(
             service.suspend_user(user_id, require_user(), False, data.get("reason"))
         )
