@@ -22,15 +22,12 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
 
 
-def json_body(allowed: tuple[str, ...] | None = None, required: bool = True) -> dict[str, Any]:
+def json_body(allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The request's JSON object; 400 for a wrong content type, bad JSON or a non-object.
 
     With `allowed`, an unknown key is a 422 naming it (a typo never passes silently).
-    With required=False, an empty body counts as {}.
     """
-    raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, whatever the type
-    if not required and not raw.strip():
-        return {}
+    request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, whatever the content type
     if not request.is_json:
         raise BadRequest("Send a JSON object with Content-Type: application/json.", code="not_json")
     data = request.get_json(silent=True)
