@@ -127,6 +127,7 @@ class Engine:
             self.cache: KVCache = self.net.new_cache(max_batch)
             self.history = torch.zeros((max_batch, self.n_positions), dtype=torch.long, device=dev)
         self.prefix = PrefixCache(prefix_entries)
+        self._memo: dict[str, Any] = {}  # the sampler's per-batch settings
         self.active: list[_Sequence] = []  # active[i] lives in slot i
         self._waiting: deque[RequestHandle] = deque()
         self._cond = threading.Condition()
@@ -212,7 +213,7 @@ class Engine:
         if not parts:
             return 0
         logits = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, V)
-        ctx = BatchContext(self.history, self._lengths())
+        ctx = BatchContext(self.history, self._lengths(), self._memo)
         tokens = sample(logits, [s.rows for s in self.active], ctx).tolist()  # (B,)
         self._append(tokens)
         self.steps += 1

@@ -23,14 +23,17 @@ no-repeat n-grams, bad words, temperature, top-k, top-p.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 CANDIDATES = 64  # top-k candidates examined for rows without their own top-k
 NEG_INF = float("-inf")
+_SERIALS = itertools.count()
 
 
 @dataclass
@@ -44,6 +47,7 @@ class RowSettings:
     no_repeat_ngram_size: int
     bad_words_ids: list[list[int]] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
+    serial: int = field(default_factory=lambda: next(_SERIALS))  # identifies the row's settings
 
     @property
     def greedy(self) -> bool:
@@ -56,6 +60,7 @@ class BatchContext:
 
     history: torch.Tensor  # (S, T_max) long: prompt + generated ids per slot
     lengths: torch.Tensor  # (B,) long: valid ids per row
+    memo: dict[str, Any] = field(default_factory=dict)  # kept by the engine across steps
 
 
 def sample(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext) -> torch.Tensor:
@@ -65,15 +70,11 @@ def sample(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext)
     _repetition_penalty(logits, rows, ctx)
     _no_repeat_ngrams(logits, rows, ctx)
     _bad_words(logits, rows, ctx)
-    greedy = torch.tensor([r.greedy for r in rows], device=dev)  # (B,)
-    temps = torch.tensor([r.temperature if r.temperature > 0 else 1.0 for r in rows], device=dev)
-    top_ks = [r.top_k if 0 < r.top_k < V else 0 for r in rows]
-    K = min(V, max(max(top_ks), CANDIDATES if 0 in top_ks else 1))
+    greedy, temps, top_p, beyond_k, top_ks = _settings(rows, V, dev, ctx.memo)
+    K = beyond_k.shape[1]
     # Temperature keeps the order, so the top-k of the raw logits are the top-k after it.
     values, indices = torch.topk(logits, K, dim=-1)  # (B, K) each, descending
-    values = values / temps[:, None]
-    ks = torch.tensor([k or K for k in top_ks], device=dev)
-    values = values.masked_fill(torch.arange(K, device=dev)[None, :] >= ks[:, None], NEG_INF)
+    values = (values / temps[:, None]).masked_fill_(beyond_k, NEG_INF)
     # Normalise over the top-k set (HF: top-p after top-k), or the full vocabulary without top-k.
     norm = torch.logsumexp(values, -1)  # (B,)
     full_rows = [i for i, k in enumerate(top_ks) if k == 0 and not rows[i].greedy]
@@ -83,7 +84,6 @@ def sample(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext)
         norm[picked_rows] = torch.logsumexp(full_logits, -1)
     probs = torch.exp(values - norm[:, None])  # (B, K)
     cum = probs.cumsum(-1)  # (B, K)
-    top_p = torch.tensor([r.top_p for r in rows], device=dev)  # (B,)
     keep = (cum - probs) < top_p[:, None]  # exclusive mass before the token < top_p
     keep[:, 0] = True
     probs = probs * keep
@@ -95,6 +95,22 @@ def sample(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext)
         if float(cum[row, -1]) < float(top_p[row]):
             tokens[row] = _full_nucleus(full_logits[j], float(top_p[row]), float(u[row]))
     return tokens
+
+
+def _settings(rows: Sequence[RowSettings], V: int, dev: torch.device, memo: dict) -> tuple:
+    """Per-row setting tensors, rebuilt only when the batch's rows change."""
+    key = tuple(r.serial for r in rows)
+    if memo.get("key") == key:
+        return memo["value"]
+    greedy = torch.tensor([r.greedy for r in rows], device=dev)  # (B,)
+    temps = torch.tensor([r.temperature if r.temperature > 0 else 1.0 for r in rows], device=dev)
+    top_p = torch.tensor([r.top_p for r in rows], device=dev)  # (B,)
+    top_ks = [r.top_k if 0 < r.top_k < V else 0 for r in rows]
+    K = min(V, max(max(top_ks), CANDIDATES if 0 in top_ks else 1))
+    ks = torch.tensor([k or K for k in top_ks], device=dev)
+    beyond_k = torch.arange(K, device=dev)[None, :] >= ks[:, None]  # (B, K)
+    memo["key"], memo["value"] = key, (greedy, temps, top_p, beyond_k, top_ks)
+    return memo["value"]
 
 
 def _invert(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
