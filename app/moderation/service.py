@@ -74,7 +74,10 @@ def report_turn(turn_id: int, reporter: User, reason: Any) -> Report:
     """Report a turn the reporter can see; a second report by the same user counts once."""
     reason = clean_reason(reason, required=True)
     turn = db.session.get(Turn, turn_id)
-    if turn is None or (turn.hidden and not reporter.is_moderator):
+    hidden_from_reporter = turn is not None and (
+        turn.hidden or (turn.held and turn.author_id != reporter.id)
+    )
+    if turn is None or (hidden_from_reporter and not reporter.is_moderator):
         raise NotFound(f"Turn {turn_id} does not exist.")
     existing = db.session.scalars(
         select(Report).where(Report.turn_id == turn_id, Report.reporter_id == reporter.id)

@@ -101,6 +101,7 @@ def update_story(story_id: int, actor: User, data: dict[str, Any]) -> Story:
     for key, value in fields.items():
         setattr(story, key, value)
     story.updated_at = utcnow()
+    _audit(story, actor, "story.update", None, fields=sorted(fields))
     db.session.commit()
     publish(story.id, "story_updated", story={"id": story.id, "title": story.title})
     return story
@@ -114,8 +115,7 @@ def set_status(story_id: int, actor: User, status: str, audit: AuditHook = None)
     story = lock_story(story_id)
     _require_manager(story, actor)
     story.status = status
-    if audit is not None:
-        audit(story)
+    _audit(story, actor, f"story.status.{status}", audit)
     db.session.commit()
     publish(story.id, "story_updated", story={"id": story.id, "status": status})
     return story
@@ -124,14 +124,24 @@ def set_status(story_id: int, actor: User, status: str, audit: AuditHook = None)
 def delete_story(story_id: int, actor: User, audit: AuditHook = None) -> None:
     story = lock_story(story_id)
     _require_manager(story, actor)
-    if audit is not None:
-        audit(story)
+    _audit(story, actor, "story.delete", audit, title=story.title)
     db.session.execute(db.delete(GenerationJob).where(GenerationJob.story_id == story.id))
     # AI turns point at the paragraphs they answer (turns.reply_to_id): unlink them first,
     # or deleting the turns in id order breaks that foreign key (a 500 on any answered story).
     db.session.execute(db.update(Turn).where(Turn.story_id == story.id).values(reply_to_id=None))
     db.session.delete(story)
     db.session.commit()
+
+
+def _audit(story: Story, actor: User, action: str, audit: AuditHook, **details: Any) -> None:
+    """Run the caller's audit hook; a moderator acting on someone else's story through
+    the ordinary story routes is audited too, so no moderation action goes unrecorded."""
+    if audit is not None:
+        audit(story)
+    elif actor.id != story.owner_id:
+        from app.moderation.service import record
+
+        record(actor, action, "story", story.id, "via the story's own settings", **details)
 
 
 def join_story(story_id: int, user: User) -> Participant:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.accounts.models import ApiToken, User
-from app.errors import Conflict, Forbidden, Invalid
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.moderation import queries, service
 from app.moderation.filter import check_text, seed_default_rules
@@ -220,3 +220,26 @@ def test_stats_count_what_exists(f):
     data = queries.stats()
     assert data["stories"] == 1 and data["turns"] == 1
     assert data["jobs"]["queued"] == 1 and data["active_writers_7d"] == 1
+
+
+def test_moderating_through_story_settings_is_audited(f):
+    """Is a moderator's edit of someone else's story audited, and an owner's own edit not?"""
+    a, mod = f.user(), f.user(role="moderator")
+    sid = f.story(a)
+    relay.update_story(sid, user(a), {"title": "Owner's title"})
+    assert audit_count() == 0
+    relay.update_story(sid, user(mod), {"title": "Moderated title"})
+    relay.set_status(sid, user(mod), "locked")
+    relay.delete_story(sid, user(mod))
+    actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert actions == ["story.update", "story.status.locked", "story.delete"]
+
+
+def test_held_turns_cannot_be_reported_by_others(f, app):
+    """Can a reader report a paragraph held for someone else (which they cannot see)?"""
+    app.config["FILTER_HUMAN_ACTION"] = "hold"
+    a, b = f.user(), f.user()
+    sid = f.story(a)
+    turn, _ = write(sid, a, "Well fuck this.")
+    with pytest.raises(NotFound):
+        service.report_turn(turn.id, user(b), "what is this")
