@@ -52,13 +52,18 @@ UNAVAILABLE_MESSAGE = (
 
 
 def scaled_settings(config: Any) -> dict[str, Any]:
-    """The scaled-mode knobs, from the app config (defaults for a CPU laptop)."""
-    visibility = int(config.get("RELAY_VISIBILITY_TIMEOUT", 0) or 3600)
+    """The scaled-mode knobs: app config, else the environment, else defaults for a laptop."""
+
+    def setting(name: str, default: float) -> float:
+        value = config.get(name) or os.environ.get(name)
+        return float(value) if value not in (None, "") else default
+
     return {
         "redis_url": config["REDIS_URL"],
-        "visibility_timeout": visibility,
-        "stale_seconds": int(config.get("RELAY_JOB_STALE_SECONDS", 0) or 900),
-        "sweep_seconds": float(config.get("RELAY_SWEEP_SECONDS", 0) or 30),
+        "visibility_timeout": int(setting("RELAY_VISIBILITY_TIMEOUT", 3600)),
+        "stale_seconds": int(setting("RELAY_JOB_STALE_SECONDS", 900)),
+        "sweep_seconds": setting("RELAY_SWEEP_SECONDS", 30),
+        "start_timeout": setting("RELAY_WORKER_START_TIMEOUT", 600),
         # Test hooks (never set in production): a delay per generated token, and a
         # marker text that makes the worker process exit while writing its answer.
         "token_delay": float(os.environ.get("RELAY_TEST_TOKEN_DELAY", "") or 0),
@@ -78,6 +83,9 @@ def make_celery(app: Flask) -> Celery:
         task_ignore_result=True,  # the job row is the result
         worker_prefetch_multiplier=1,
         worker_max_tasks_per_child=None,
+        # A pool process loads every model in worker_process_init; Celery kills one that
+        # takes longer than this to report (4 s by default: too short for a model load).
+        worker_proc_alive_timeout=settings["start_timeout"],
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             # Above the longest generation, or a slow job would be delivered twice.

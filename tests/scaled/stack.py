@@ -143,14 +143,18 @@ class Stack:
             timeout=180,
         )
 
-    def start_web(self, port: int, workers: int = 1) -> Proc:
+    def start_web(self, port: int, workers: int = 1, wait: bool = True) -> Proc:
         proc = self._spawn(
             f"web-{port}",
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:app"],
             BIND=f"127.0.0.1:{port}",
             WEB_CONCURRENCY=str(workers),
         )
+        if wait:
+            self.wait_web(proc, port)
+        return proc
 
+    def wait_web(self, proc: Proc, port: int) -> None:
         def healthy() -> bool:
             assert proc.alive, f"gunicorn on {port} exited:\n{proc.text()[-3000:]}"
             try:
@@ -158,8 +162,7 @@ class Stack:
             except OSError:
                 return False
 
-        wait_for(healthy, 120, f"gunicorn on {port}", interval=0.5)
-        return proc
+        wait_for(healthy, 180, f"gunicorn on {port}", interval=0.5)
 
     def start_worker(self, name: str, beat: bool = False, wait: bool = True) -> Proc:
         args = [

@@ -77,8 +77,9 @@ def cluster(scaled_database: str, word_model, tmp_path_factory) -> Iterator[Clus
             stack.start_worker("w2", wait=False),
         ]
         ports = [free_port(), free_port()]
-        for port in ports:
-            stack.start_web(port)
+        webs = [stack.start_web(port, wait=False) for port in ports]
+        for web, port in zip(webs, ports, strict=True):
+            stack.wait_web(web, port)
         for worker in workers:
             stack.wait_worker_ready(worker)
         app = seed_app(scaled_database, word_model)
