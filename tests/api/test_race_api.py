@@ -29,6 +29,8 @@ from tests.conftest import _reset_schema, make_app
 CLIENTS = 50
 HUMAN_TURNS = 200
 AI_TOKENS = 4  # a few words: the race, not the model, is what takes the time
+# A client waits up to `typing` seconds before posting; it doubles after each lost race.
+TYPING_SECONDS, TYPING_SECONDS_MAX = 0.5, 4.0
 RACE_SECONDS = 240  # a deadline only: the race ends when the story is full
 
 
@@ -53,6 +55,7 @@ class RaceClient(threading.Thread):
         self.seen, self.waiting_for_model = 0, False
         self.changed = threading.Condition()
         self.stream: http.client.HTTPConnection | None = None
+        self.typing = TYPING_SECONDS
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -93,6 +96,7 @@ class RaceClient(threading.Thread):
                 if not line.startswith(b"data:"):
                     continue
                 event = json.loads(line[5:])
+                self.codes[f"event:{event['type']}"] += 1
                 if event["type"] == "turn_created":
                     turn = event["turn"]
                     self.saw(turn["position"], turn["kind"] == "human")
@@ -129,7 +133,7 @@ class RaceClient(threading.Thread):
             if self.waiting_for_model or position == tried:
                 self.reread()
                 continue
-            time.sleep(random.uniform(0, 1.5))  # people don't all type at the same instant
+            time.sleep(random.uniform(0, self.typing))  # not everyone types at the same instant
             if self.seen != position:
                 continue  # someone wrote while we typed: read it first
             attempt += 1
@@ -140,6 +144,7 @@ class RaceClient(threading.Thread):
             )
             tried = position
             if status == 202:
+                self.typing = TYPING_SECONDS
                 self.accepted.append(body["turn"])
                 self.saw(body["turn"]["position"], True)
                 continue
@@ -152,6 +157,7 @@ class RaceClient(threading.Thread):
             if error["code"] == "story_full":
                 return
             if error["code"] == "stale_position":  # the 409 carries the missed turns
+                self.typing = min(2 * self.typing, TYPING_SECONDS_MAX)  # back off, as clients do
                 missed = error["missed"]
                 self.saw(error["last_position"], bool(missed) and missed[-1]["kind"] == "human")
             elif error["code"] == "generation_pending":
@@ -250,7 +256,7 @@ def _users_and_story(app) -> tuple[int, list[str]]:
         return story.id, tokens
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(480)
 def test_fifty_clients_race_to_two_hundred_human_turns(db_url, word_model_dir):
     """Do 50 racing clients leave contiguous positions, one AI turn after each human, no 5xx?"""
     app = make_app(
