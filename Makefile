@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run dev test lint format venv system-deps migrate models clean
+.PHONY: run run-scaled dev test lint format venv system-deps migrate models clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -20,6 +20,24 @@ migrate: venv
 ## Serve at http://127.0.0.1:5000 with SQLite, in-process generation and the shipped models.
 run: migrate
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## Scaled mode on this machine: gunicorn (WEB_CONCURRENCY workers, default 4), two Celery
+## generation workers and beat, against the local PostgreSQL and Redis; Ctrl-C stops them all.
+## On GPU nodes run one worker per GPU instead (RELAY_DEVICE=cuda:N); see docs/scaling.md.
+SCALED_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/relay
+SCALED_REDIS_URL ?= redis://127.0.0.1:6379/0
+SCALED_ENV = RELAY_RUN_MODE=scaled DATABASE_URL=$(SCALED_DATABASE_URL) REDIS_URL=$(SCALED_REDIS_URL)
+CELERY = $(BIN)/celery -A app.generation.worker
+run-scaled: venv
+	createdb -h 127.0.0.1 -U postgres relay 2>/dev/null || true
+	$(SCALED_ENV) $(BIN)/flask db upgrade
+	trap 'kill 0' INT TERM; export $(SCALED_ENV) RELAY_WORKERS_PER_HOST=2; \
+	$(CELERY) worker -n gen1@%h --concurrency 1 --loglevel INFO & \
+	$(CELERY) worker -n gen2@%h --concurrency 1 --loglevel INFO & \
+	$(CELERY) beat --loglevel INFO --schedule instance/celerybeat-schedule & \
+	WEB_CONCURRENCY=$${WEB_CONCURRENCY:-4} $(BIN)/gunicorn -c gunicorn.conf.py --no-control-socket \
+		wsgi:app & \
+	wait
 
 ## Flask's debug server (auto-reload), same defaults.
 dev: migrate
