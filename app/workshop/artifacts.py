@@ -48,7 +48,7 @@ def swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_model_dir(out: Path, model, data, config, state) -> Path:
+def write_model_dir(out: Path, model, data, config, state, command: str = "") -> Path:
     """Save the trained model and its reports, then swap the folder into place."""
     import torch
 
@@ -71,6 +71,7 @@ def write_model_dir(out: Path, model, data, config, state) -> Path:
             "train_minutes": round(state.elapsed / 60, 2),
             "best_val_loss": state.best_val,
             "corpus_fingerprint": data.split.fingerprint,
+            "command": command,
             "history": state.history,
         }
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")

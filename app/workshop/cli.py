@@ -95,7 +95,7 @@ def train_command(resume: bool, **options) -> None:
     values = {names.get(k, k): v for k, v in options.items()}
     values["corpus"], values["out"] = str(values["corpus"]), str(values["out"])
     config = TrainConfig(**values)
-    out = train(config, resume=resume)
+    out = train(config, resume=resume, command=command_line(click.get_current_context()))
     click.echo(f"model saved to {out}")
 
 
@@ -131,10 +131,13 @@ def command_line(ctx: click.Context) -> str:
         value = ctx.params.get(param.name)
         if not isinstance(param, click.Option) or value is None:
             continue
-        if value == param.default and not param.required:
-            continue
-        flag = param.opts[-1] if not param.is_flag or value else param.secondary_opts[0]
-        parts += [flag] if param.is_flag else [flag, str(value)]
+        if param.is_flag:
+            if value:
+                parts.append(param.opts[-1])
+            elif param.secondary_opts and param.default:
+                parts.append(param.secondary_opts[0])
+        elif param.required or value != param.default:
+            parts += [param.opts[-1], str(value)]
     return shlex.join(parts)
 
 

@@ -60,6 +60,11 @@ def card_text(out: Path, config, data, state, metrics: dict) -> str:
             f"- best validation loss: {state.best_val:.4f} nats/token (periodic subset; the "
             "saved weights are the best-validation checkpoint)",
             "- config: see `metrics.json` (`config`); loss curve: `loss_curve.png`",
+            *(
+                ["", "Trained with:", "", "```", metrics["command"], "```"]
+                if metrics.get("command")
+                else []
+            ),
             "",
             "## Measured figures",
             "",

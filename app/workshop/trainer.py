@@ -202,12 +202,14 @@ def eta_text(config: TrainConfig, state: TrainState) -> str:
     return f"{int(left // 60)}:{int(left % 60):02d}"
 
 
-def train(config: TrainConfig, resume: bool = False, on_step: StepHook | None = None) -> Path:
+def train(
+    config: TrainConfig, resume: bool = False, on_step: StepHook | None = None, command: str = ""
+) -> Path:
     """Run (or resume) a training run and write the finished model folder; returns its path."""
     from app.workshop.artifacts import write_model_dir
 
     model, data, state = fit(config, resume, on_step)
-    return write_model_dir(Path(config.out), model, data, config, state)
+    return write_model_dir(Path(config.out), model, data, config, state, command)
 
 
 def fit(config: TrainConfig, resume: bool = False, on_step: StepHook | None = None):
