@@ -203,15 +203,20 @@ class Stack:
             proc.popen.wait(timeout=30)
 
     def stop_all(self) -> None:
+        """SIGTERM every process group at once, SIGKILL what is left after 15 s."""
         for proc in self.procs:
-            if proc.alive:
-                self.kill(proc, signal.SIGTERM)
-            if proc.alive:
-                self.kill(proc, signal.SIGKILL)
-        # Pool children left in the process group of a worker killed mid-way.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        # Also pool processes left in the group of a worker whose main process is gone.
         for proc in self.procs:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.popen.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=10)
         self.procs.clear()
 
 
