@@ -30,7 +30,6 @@ from typing import Any
 import redis
 from celery import Celery, Task
 from flask import Flask
-from kombu.exceptions import KombuError
 
 from app.errors import Unavailable
 
@@ -117,9 +116,10 @@ class CeleryJobQueue:
         """Send the job to the workers. The job row is already committed, so on failure
         nothing is lost: the sweep sends it once Redis is back."""
         try:
-            self.celery.send_task(GENERATE_TASK, args=[job_id], retry=False)
+            # ignore_result: no result-backend subscription per message in the web process.
+            self.celery.send_task(GENERATE_TASK, args=[job_id], retry=False, ignore_result=True)
             self.redis.set(SENT_KEY.format(job_id), int(time.time()), ex=self.visibility_timeout)
-        except (KombuError, redis.RedisError, OSError) as exc:
+        except Exception as exc:  # any broker trouble: the row is saved, the sweep resends it
             log.warning("could not send job %s to the workers: %s", job_id, exc)
             raise Unavailable(
                 UNAVAILABLE_MESSAGE, retry_after=15, code="generation_unavailable"
