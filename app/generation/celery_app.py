@@ -29,6 +29,7 @@ from typing import Any
 
 import redis
 from celery import Celery, Task
+from celery.exceptions import Retry
 from flask import Flask
 
 from app.errors import Unavailable
@@ -145,6 +146,11 @@ def _register_tasks(celery: Celery, app: Flask, settings: dict[str, Any]) -> Non
         with app.app_context():
             try:
                 return _deliver(self, job_id, settings)
+            except Retry:
+                raise
+            except Exception as exc:  # the database is unreachable, say: look again later
+                log.warning("job %s: delivery failed (%s); retrying", job_id, exc)
+                raise self.retry(exc=exc, countdown=15) from exc
             finally:
                 from app.extensions import db
 
@@ -206,14 +212,14 @@ def _decide(job: Any, stale_seconds: int) -> str | float:
 
 def _test_hooks(job: Any, settings: dict[str, Any]) -> Any:
     """A should_stop callback for the test settings, or None (the usual case)."""
-    delay, marker = settings["token_delay"], settings["crash_marker"]
+    delay, marker, job_id = settings["token_delay"], settings["crash_marker"], job.id
     crash = bool(marker) and job.reply_to is not None and marker in (job.reply_to.text or "")
     if not delay and not crash:
         return None
 
     def should_stop() -> bool:  # called by generate() between two tokens
         if crash:
-            log.error("test hook: job %s crashes its worker", job.id)
+            log.error("test hook: job %s crashes its worker", job_id)
             os._exit(70)
         time.sleep(delay)
         return False
