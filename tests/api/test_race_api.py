@@ -2,8 +2,12 @@
 200 human turns, with the embedded runner answering each one with an AI turn.
 
 Each client is its own user and keeps posting with the position it last saw,
-re-reading after every 409. The story's turn limit (400 = 200 human + 200 AI)
-ends the race, so it can never overshoot. Runs on SQLite and PostgreSQL.
+re-reading after every 409. Like the browser, it follows the story's events
+(SSE) to know when the model has answered, "types" for a random moment, and
+backs off after a lost race; many still post the same position at once. The
+clients run in a process of their own, so they don't take the server's GIL.
+The story's turn limit (400 = 200 human + 200 AI) ends the race, so it can
+never overshoot. Runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
