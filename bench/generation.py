@@ -94,7 +94,7 @@ def load_model(name: str, workdir: Path) -> tuple[Any, Any, Path] | None:
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)
         return model, tokenizer, path
-    path = ROOT / "models" / name
+    path = Path(name) if "/" in name else ROOT / "models" / name  # a name or a directory
     if not (path / "config.json").is_file():
         print(f"[{name}] not found at {path}: its figures are null", flush=True)
         return None
@@ -104,12 +104,12 @@ def load_model(name: str, workdir: Path) -> tuple[Any, Any, Path] | None:
 
 
 def make_prompts(
-    model: Any, tokenizer: Any, count: int, length: int, seed: int = 1
+    model: Any, tokenizer: Any, count: int, length: int, new_tokens: int, seed: int = 1
 ) -> list[list[int]]:
     """Random ids the tokenizer knows (no text needed: eos is ignored, every turn is full)."""
     gen = torch.Generator().manual_seed(seed)
     vocab = min(model.config.vocab_size, len(tokenizer))
-    length = min(length, model.config.n_positions // 2)
+    length = max(8, min(length, model.config.n_positions - new_tokens - 1))  # prompt + turn fit
     return [torch.randint(1, vocab, (length,), generator=gen).tolist() for _ in range(count)]
 
 
@@ -277,14 +277,14 @@ def bench_model(name: str, args: Any, workdir: Path) -> dict[str, dict[str, Run 
         temperature=0.8, top_p=0.9, top_k=50, repetition_penalty=1.15,
         no_repeat_ngram_size=0, max_new_tokens=args.new_tokens,
     )  # fmt: skip
-    prompts = make_prompts(model, tokenizer, max(args.writers), args.prompt_tokens)
+    prompts = make_prompts(model, tokenizer, max(args.writers), args.prompt_tokens, args.new_tokens)
     print(f"[{name}] {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters, "
           f"prompt {len(prompts[0])} tokens, {args.new_tokens} new", flush=True)  # fmt: skip
     results: dict[str, dict[str, Run | None]] = {str(n): {} for n in args.writers}
     for cname, runner in contenders(model, tokenizer, path, args, workdir).items():
         if runner is not None:
             runner(
-                make_prompts(model, tokenizer, 1, 32, seed=99), SamplingParams(max_new_tokens=4)
+                make_prompts(model, tokenizer, 1, 32, 4, seed=99), SamplingParams(max_new_tokens=4)
             )  # warm-up
         for n in args.writers:
             skip = cname == "engine_bf16" and args.quick and n > 1 and not native_bf16()
