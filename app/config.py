@@ -41,7 +41,15 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = os.environ.get(
             "DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'relay.sqlite3'}"
         )
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # pool_pre_ping: connections survive a database restart. The pool is sized for a
+        # threaded gunicorn worker (WEB_THREADS) so requests don't queue for a connection.
+        self.SQLALCHEMY_ENGINE_OPTIONS = {
+            "pool_pre_ping": True,
+            "pool_size": _env_int("DB_POOL_SIZE", 10),
+            "max_overflow": _env_int("DB_MAX_OVERFLOW", 30),
+        }
+        if self.SQLALCHEMY_DATABASE_URI in ("sqlite://", "sqlite:///:memory:"):
+            self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}  # a single-connection pool
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.REMEMBER_COOKIE_HTTPONLY = True
@@ -100,6 +108,8 @@ class TestConfig(Config):
         self.TESTING = True
         self.SECRET_KEY = "test-secret"
         self.SQLALCHEMY_DATABASE_URI = database_url or "sqlite://"
+        if self.SQLALCHEMY_DATABASE_URI == "sqlite://":
+            self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.WTF_CSRF_ENABLED = False
         self.RATELIMIT_ENABLED = False
         for key, value in overrides.items():

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import false, func, or_, select
+from sqlalchemy.orm import selectinload
 
 from app.accounts.models import User, utcnow
 from app.database import begin_write
@@ -55,6 +56,7 @@ def visible_turns(
     if not include_hidden:
         own_held = Turn.author_id == viewer_id if viewer_id is not None else false()
         query = query.where(Turn.hidden.is_(False), or_(Turn.held.is_(False), own_held))
+    query = query.options(selectinload(Turn.author))  # one query for the credits, not one per turn
     return list(db.session.scalars(query.order_by(Turn.position)))
 
 
