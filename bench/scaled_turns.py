@@ -3,9 +3,10 @@
 Starts the real processes of the scaled mode on this machine (one gunicorn server with
 WEB_CONCURRENCY=2, then 1 and 2 `celery worker --concurrency 1` processes) against the
 local PostgreSQL (a throwaway database) and Redis (DB 6, flushed). W writers, each on a
-story of their own, post a paragraph over HTTP, wait until the model's turn is stored
-(polling GET /turns), and post again, for D seconds per worker count. A "turn" is one
-AI turn stored; turns per minute = AI turns completed in the window / minutes.
+story of their own, post a paragraph over HTTP, wait for the model's turn (its
+generation_done on the story's SSE stream, as the browser does), and post again, for D
+seconds per worker count. A "turn" is one AI turn stored; turns per minute = AI turns
+completed in the window / minutes.
 
 The model is --model (a local Hugging Face dir; default models/default-en) or, with
 --tiny, the tests' tiny GPT-2 rewired to write only words (nothing to download;
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import PG_ADMIN_URL, make_app  # noqa: E402
 from tests.scaled.stack import (  # noqa: E402
+    SseClient,
     Stack,
     build_word_model,
     free_port,
@@ -62,32 +64,42 @@ def tiny_model(out: Path) -> Path:
     return build_word_model(raw, out / "word")
 
 
-def writer(port: int, story_id: int, token: str, stop: threading.Event, done: list) -> None:
-    """Post, wait for the model's answer, post again; record each answer's latency."""
+def writer(port: int, story_id: int, pair: tuple, stop: threading.Event, done: list) -> None:
+    """Like a browser: follow the story's event stream, post, wait for generation_done
+    (or _failed) of that job on the stream, post again; record each answer's latency.
+    Two writers take turns on the story (nobody may write twice in a row)."""
+    stream = SseClient(port, story_id)
+    events = stream.events()
     position = 0
-    while not stop.is_set():
-        started = time.monotonic()
-        status, body, _ = post_turn(port, story_id, token, f"Paragraph {position}.", position)
-        if status != 202:
-            time.sleep(0.5)
-            _, turns, _ = http_json(port, "GET", f"/api/v1/stories/{story_id}/turns")
-            position = turns["last_position"]
-            continue
-        while True:
-            _, turns, _ = http_json(port, "GET", f"/api/v1/stories/{story_id}/turns")
-            if turns["pending_job"] is None:
-                break
-            time.sleep(0.1)
-        position = turns["last_position"]
-        if turns["turns"] and turns["turns"][-1]["kind"] == "ai" and not stop.is_set():
-            done.append(time.monotonic() - started)
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            token = pair[(position // 2) % 2]
+            status, body, _ = post_turn(port, story_id, token, f"Paragraph {position}.", position)
+            if status != 202:
+                time.sleep(0.5)
+                _, turns, _ = http_json(port, "GET", f"/api/v1/stories/{story_id}/turns")
+                position = turns["last_position"]
+                continue
+            job_id = body["job"]["id"]
+            for event in events:
+                if event["type"] == "turn_created" and event["turn"]["kind"] == "ai":
+                    position = event["turn"]["position"]
+                finished = event["type"] in ("generation_done", "generation_failed")
+                if finished and event["job"]["id"] == job_id:
+                    break
+            if not stop.is_set():
+                done.append(time.monotonic() - started)
+    finally:
+        stream.close()
 
 
 def measure(port: int, stories: list[int], tokens: list[str], seconds: float) -> dict:
     stop, done = threading.Event(), []
+    pairs = [(tokens[2 * i], tokens[2 * i + 1]) for i in range(len(stories))]
     threads = [
-        threading.Thread(target=writer, args=(port, s, t, stop, done), daemon=True)
-        for s, t in zip(stories, tokens, strict=True)
+        threading.Thread(target=writer, args=(port, s, pair, stop, done), daemon=True)
+        for s, pair in zip(stories, pairs, strict=True)
     ]
     for thread in threads:
         thread.start()
@@ -130,16 +142,17 @@ def main() -> None:
         port = free_port()
         stack.start_web(port, workers=2)
         app = make_app(database_url, model, RELAY_START_RUNNER=False)
-        data = seed(app, writers=args.writers, stories=0)
+        data = seed(app, writers=2 * args.writers, stories=0)
         print(
             f"model {model.name}, {args.writers} writers, {args.tokens} tokens per turn, "
             f"{args.seconds:.0f} s per run, {os.cpu_count()} CPU cores, "
-            f"load average before {os.getloadavg()[0]:.1f}"
+            f"load average before {os.getloadavg()[0]:.1f}",
+            flush=True,
         )
         print(f"{'workers':>7}  {'AI turns':>8}  {'turns/min':>9}  {'p50 latency s':>13}")
         for count in (1, 2):
             stack.start_worker(f"bench{count}")
-            stories = [seed_story(app, uid, args.tokens) for uid in data["user_ids"]]
+            stories = [seed_story(app, uid, args.tokens) for uid in data["user_ids"][::2]]
             result = measure(port, stories, data["tokens"], args.seconds)
             print(
                 f"{count:>7}  {result['turns']:>8}  {result['per_minute']:>9.1f}  "
