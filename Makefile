@@ -29,7 +29,7 @@ SCALED_REDIS_URL ?= redis://127.0.0.1:6379/0
 SCALED_ENV = RELAY_RUN_MODE=scaled DATABASE_URL=$(SCALED_DATABASE_URL) REDIS_URL=$(SCALED_REDIS_URL)
 CELERY = $(BIN)/celery -A app.generation.worker
 run-scaled: venv
-	createdb -h 127.0.0.1 -U postgres relay 2>/dev/null || true
+	createdb -h 127.0.0.1 -U postgres $(notdir $(SCALED_DATABASE_URL)) 2>/dev/null || true
 	$(SCALED_ENV) $(BIN)/flask db upgrade
 	trap 'kill 0' INT TERM; export $(SCALED_ENV) RELAY_WORKERS_PER_HOST=2; \
 	$(CELERY) worker -n gen1@%h --concurrency 1 --loglevel INFO & \
