@@ -93,6 +93,12 @@ class Config:
         # Embedded runner: generation threads in the web process, and how often an
         # idle one polls the database for queued jobs whose hand-off was lost.
         self.RELAY_RUNNER_THREADS = _env_int("RELAY_RUNNER_THREADS", 1)
+        # Generation engine (issue 6): batched = continuous batching, hf = one HF generate per job.
+        self.RELAY_ENGINE = os.environ.get("RELAY_ENGINE", "batched")
+        self.RELAY_PRECISION = os.environ.get("RELAY_PRECISION", "fp32")  # bf16, int8; fp16 on GPU
+        self.RELAY_MAX_BATCH = _env_int("RELAY_MAX_BATCH", 16)
+        if "RELAY_RUNNER_THREADS" not in os.environ and self.RELAY_ENGINE == "batched":
+            self.RELAY_RUNNER_THREADS = 4  # concurrent jobs, so the engine has something to batch
         self.RELAY_RUNNER_POLL_SECONDS = float(os.environ.get("RELAY_RUNNER_POLL_SECONDS", "5"))
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.SSE_KEEPALIVE_SECONDS = _env_int("SSE_KEEPALIVE_SECONDS", 15)

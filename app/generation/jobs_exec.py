@@ -205,8 +205,8 @@ def get_generator() -> Any:
     with _GENERATOR_LOCK:
         generator = current_app.extensions.get("relay.generator")
         if generator is None:
-            from app.generation.generator import Generator
+            from app.generation.engine.adapter import build_generator
 
-            generator = Generator(get_registry())
+            generator = build_generator(current_app.config, get_registry())  # RELAY_ENGINE
             current_app.extensions["relay.generator"] = generator
     return generator
