@@ -62,3 +62,25 @@ format: venv
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+
+## Retrain the shipped models/default-en and models/default-ko (fixed seeds and step budgets,
+## one torch thread each, both at once), then evaluate them into their cards. Takes ~1.5 h.
+CORPORA ?= ../shared/corpora
+EN_STEPS ?= 1146
+KO_STEPS ?= 1641
+LSTM_MINUTES ?= 10
+MODEL_TRAIN = $(BIN)/flask model train --context 256 --batch 8 --lr 1e-3 --warmup 100 \
+	--eval-every 50 --seed 1337 --threads 1
+MODEL_EVAL = $(BIN)/flask model eval --baselines --lstm-minutes $(LSTM_MINUTES) --samples 20 \
+	--threads 1
+models: venv
+	$(MODEL_TRAIN) --corpus $(CORPORA)/en --out models/default-en --vocab-size 8192 \
+		--layers 6 --width 256 --heads 4 --dropout 0.1 --max-steps $(EN_STEPS) \
+		--card-notes app/workshop/card_notes/default-en.md & en=$$!; \
+	$(MODEL_TRAIN) --corpus $(CORPORA)/ko --out models/default-ko --vocab-size 4096 \
+		--layers 4 --width 256 --heads 4 --dropout 0.2 --max-steps $(KO_STEPS) \
+		--card-notes app/workshop/card_notes/default-ko.md & ko=$$!; \
+	wait $$en && wait $$ko
+	$(MODEL_EVAL) --model models/default-en --corpus $(CORPORA)/en & en=$$!; \
+	$(MODEL_EVAL) --model models/default-ko --corpus $(CORPORA)/ko & ko=$$!; \
+	wait $$en && wait $$ko

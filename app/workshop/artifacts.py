@@ -77,6 +77,8 @@ def write_model_dir(out: Path, model, data, config, state, command: str = "") ->
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
         card = card_text(out, config, data, state, metrics)
         (tmp / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+        for path in tmp.iterdir():
+            path.chmod(0o644)  # some writers create 0600 files; models are shared read-only
         swap_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
