@@ -241,7 +241,7 @@ def test_job_that_kills_its_worker_fails_after_three_attempts(cluster: Cluster) 
 
 def test_backlog_drains_after_every_worker_is_killed(cluster: Cluster) -> None:
     """Kill both workers with turns running and queued; does one new worker answer each once?"""
-    data = seed(cluster.app, writers=1, stories=6, max_new_tokens=TOKENS)
+    data = seed(cluster.app, writers=1, stories=8, max_new_tokens=TOKENS)
     token, jobs = data["tokens"][0], []
     for story_id in data["story_ids"]:
         status, body, _ = post_turn(cluster.ports[0], story_id, token, "The keeper slept.", 0)
@@ -255,7 +255,7 @@ def test_backlog_drains_after_every_worker_is_killed(cluster: Cluster) -> None:
     for worker in cluster.workers:
         cluster.stack.kill(worker)  # main process, pool process and beat: the whole group
     statuses = Counter(job_row(cluster.app, j)["status"] for j, _ in jobs)
-    assert statuses["queued"] + statuses["running"] >= 4, statuses
+    assert statuses["queued"] + statuses["running"] >= 3, statuses  # a backlog was left
     started = time.monotonic()
     cluster.workers = [cluster.stack.start_worker("w3", beat=True)]
     for job_id, turn_id in jobs:
