@@ -97,8 +97,6 @@ class Config:
         self.RELAY_ENGINE = os.environ.get("RELAY_ENGINE", "batched")
         self.RELAY_PRECISION = os.environ.get("RELAY_PRECISION", "fp32")  # bf16, int8; fp16 on GPU
         self.RELAY_MAX_BATCH = _env_int("RELAY_MAX_BATCH", 16)
-        if "RELAY_RUNNER_THREADS" not in os.environ and self.RELAY_ENGINE == "batched":
-            self.RELAY_RUNNER_THREADS = 4  # concurrent jobs, so the engine has something to batch
         self.RELAY_RUNNER_POLL_SECONDS = float(os.environ.get("RELAY_RUNNER_POLL_SECONDS", "5"))
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.SSE_KEEPALIVE_SECONDS = _env_int("SSE_KEEPALIVE_SECONDS", 15)

@@ -76,3 +76,19 @@ def test_config_selects_engine_and_precision(registry):
         build_generator({"RELAY_ENGINE": "turbo"}, registry)
     text = chosen.generate("tiny", "Once upon a time", GREEDY)
     assert isinstance(text, str)
+
+
+def test_app_runner_uses_the_configured_engine(tiny_model_dir: Path, tmp_path: Path):
+    """Does the app's job code get the batched engine by default, and HF with RELAY_ENGINE=hf?"""
+    from app.generation.jobs_exec import get_generator
+    from tests.conftest import make_app
+
+    for engine, expected in (("batched", EngineGenerator), ("hf", Generator)):
+        app = make_app(
+            f"sqlite:///{tmp_path / engine}.sqlite3", tiny_model_dir, RELAY_ENGINE=engine
+        )
+        with app.app_context():
+            generator = get_generator()
+            assert type(generator) is expected
+            assert generator.generate("tiny", "Once upon a time", GREEDY)
+        app.extensions["relay.shutdown"]()
