@@ -68,6 +68,9 @@ def cluster(scaled_database: str, word_model, tmp_path_factory) -> Iterator[Clus
         REDIS_URL,
         word_model,
         RELAY_TEST_TOKEN_DELAY=TOKEN_DELAY,
+        # The delay hook runs between two tokens of HF generate; the batched engine (the
+        # default, covered by test_outages.py) generates on a thread of its own.
+        RELAY_ENGINE="hf",
     )
     app = None
     try:

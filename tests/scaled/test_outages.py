@@ -1,6 +1,7 @@
 """The scaled mode through outages: Redis stopped (a redis-server of this module's own, on
 its own port: the shared one on 6379 is never touched) and the local PostgreSQL cluster
-restarted. One gunicorn server and one Celery worker (with beat) on a database of their own.
+restarted. One gunicorn server and one Celery worker (with beat) on a database of their own,
+with the default generation engine (RELAY_ENGINE=batched).
 """
 
 from __future__ import annotations
