@@ -2,7 +2,7 @@
 
 The model is loaded lazily inside each worker (never in the forking master).
 Embedded mode (SQLite + in-process generation) must run exactly one worker;
-the scaled mode can run many (WEB_CONCURRENCY).
+the scaled mode (RELAY_RUN_MODE=scaled) can run many (WEB_CONCURRENCY).
 """
 
 import os
@@ -15,6 +15,8 @@ timeout = 120
 graceful_timeout = 20
 preload_app = False
 accesslog = "-"
+# gunicorn 27's control socket is one shared path per user: two servers on a host collide.
+control_socket_disable = True
 
 
 def worker_exit(server, worker):
