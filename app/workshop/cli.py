@@ -123,20 +123,20 @@ def sample_command(model_dir: str, prompt: str, seed: int, **overrides) -> None:
 
 
 def command_line(ctx: click.Context) -> str:
-    """The command as typed, rebuilt from its parsed options (for model cards)."""
+    """The command as typed (options given on the command line only), for model cards."""
     import shlex
+
+    from click.core import ParameterSource
 
     parts = ["flask", "model", ctx.info_name or ""]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
-        if not isinstance(param, click.Option) or value is None:
+        typed = ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE
+        if not isinstance(param, click.Option) or value is None or not typed:
             continue
         if param.is_flag:
-            if value:
-                parts.append(param.opts[-1])
-            elif param.secondary_opts and param.default:
-                parts.append(param.secondary_opts[0])
-        elif param.required or value != param.default:
+            parts.append(param.opts[-1] if value else (param.secondary_opts or [""])[0])
+        else:
             parts += [param.opts[-1], str(value)]
     return shlex.join(parts)
 

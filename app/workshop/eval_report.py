@@ -185,6 +185,7 @@ def run_eval(
         "samples": evaluated["samples"],
         "settings": asdict(settings),
         "n_samples": len(data.prompts),
+        "context": context,
         "lstm_minutes": lstm_minutes if with_baselines else None,
     }
     results["targets"] = targets(results)
