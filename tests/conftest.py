@@ -87,6 +87,32 @@ def _reset_schema(app) -> None:
         db.create_all()
 
 
+def build_app(db_url: str, tiny_model_dir: Path, seed_filters: bool = False, **overrides: Any):
+    """An app on a fresh schema; seed_filters adds the default content-filter lists."""
+    from app.extensions import db
+    from app.moderation.filter import seed_default_rules
+
+    application = make_app(db_url, tiny_model_dir, **overrides)
+    _reset_schema(application)
+    if seed_filters:
+        with application.app_context():
+            seed_default_rules()
+            db.session.remove()
+    return application
+
+
+def close_app(application) -> None:
+    """Stop the runner threads and release every database connection."""
+    from app.extensions import db
+
+    shutdown = application.extensions.get("relay.shutdown")
+    if shutdown:
+        shutdown()
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each database test runs once on SQLite (a file, WAL) and once on PostgreSQL."""
@@ -97,17 +123,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def app(db_url: str, tiny_model_dir: Path) -> Iterator[Any]:
-    application = make_app(db_url, tiny_model_dir)
-    _reset_schema(application)
+    application = build_app(db_url, tiny_model_dir)
     yield application
-    shutdown = application.extensions.get("relay.shutdown")
-    if shutdown:
-        shutdown()
-    from app.extensions import db
+    close_app(application)
 
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+
+@pytest.fixture
+def quiet_app(db_url: str, tiny_model_dir: Path) -> Iterator[Any]:
+    """The app with its runner off: jobs stay queued; tests play the runner's part."""
+    application = build_app(db_url, tiny_model_dir, RELAY_START_RUNNER=False)
+    yield application
+    close_app(application)
 
 
 @pytest.fixture

@@ -10,38 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Factory, _reset_schema, make_app
+from tests.conftest import Factory, build_app, close_app
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def build_app(db_url: str, tiny_model_dir: Any, **overrides: Any) -> Any:
-    from app.extensions import db
-    from app.moderation.filter import seed_default_rules
-
-    overrides.setdefault("RELAY_START_RUNNER", False)
-    application = make_app(db_url, tiny_model_dir, **overrides)
-    _reset_schema(application)
-    with application.app_context():
-        seed_default_rules()
-        db.session.remove()
-    return application
-
-
-def close_app(application: Any) -> None:
-    from app.extensions import db
-
-    shutdown = application.extensions.get("relay.shutdown")
-    if shutdown:
-        shutdown()
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
 @pytest.fixture
 def app(db_url: str, tiny_model_dir: Any) -> Iterator[Any]:
-    application = build_app(db_url, tiny_model_dir)
+    """Runner off (pending states stay put), default filter lists seeded."""
+    application = build_app(db_url, tiny_model_dir, seed_filters=True, RELAY_START_RUNNER=False)
     yield application
     close_app(application)
 

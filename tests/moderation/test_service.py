@@ -9,22 +9,20 @@ from app.accounts.models import ApiToken, User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.moderation import queries, service
-from app.moderation.filter import check_text, seed_default_rules
+from app.moderation.filter import check_text
 from app.moderation.models import AuditEntry, Report
 from app.stories import jobs, relay
 from app.stories.models import GenerationJob, Story, Turn
-from tests.conftest import Factory, _reset_schema, make_app
+from tests.conftest import Factory, build_app, close_app
 
 
 @pytest.fixture
 def app(db_url, tiny_model_dir):
-    application = make_app(db_url, tiny_model_dir, RELAY_START_RUNNER=False)
-    _reset_schema(application)
+    """Runner off (the tests play its part) and the default filter lists seeded."""
+    application = build_app(db_url, tiny_model_dir, seed_filters=True, RELAY_START_RUNNER=False)
     with application.app_context():
-        seed_default_rules()
         yield application
-        db.session.remove()
-        db.engine.dispose()
+    close_app(application)
 
 
 @pytest.fixture

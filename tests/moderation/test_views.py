@@ -8,12 +8,11 @@ import pytest
 
 from app.moderation.models import AuditEntry, FilterRule, Report
 from app.stories.models import GenerationJob, Story, Turn
+from tests.conftest import build_app, close_app
 from tests.moderation.conftest import (
     UNSAFE,
     add_turn,
     audit_rows,
-    build_app,
-    close_app,
     count,
     routes,
     turn_state,
@@ -75,7 +74,9 @@ def test_every_admin_page_denies_as_documented(app, client, people):
 def test_state_changing_browser_routes_need_a_csrf_token(db_url, tiny_model_dir):
     """Is every POST/PUT/PATCH/DELETE browser route refused without a CSRF token, signed in or
     not, while the same action with the page's token goes through?"""
-    app = build_app(db_url, tiny_model_dir, WTF_CSRF_ENABLED=True)
+    app = build_app(
+        db_url, tiny_model_dir, seed_filters=True, RELAY_START_RUNNER=False, WTF_CSRF_ENABLED=True
+    )
     try:
         from tests.conftest import Factory
 

@@ -13,17 +13,13 @@ from app.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.extensions import db
 from app.stories import jobs, relay
 from app.stories.models import GenerationJob, Story, Turn
-from tests.conftest import Factory, _reset_schema, make_app
+from tests.conftest import Factory
 
 
 @pytest.fixture
-def app(db_url, tiny_model_dir):
-    application = make_app(db_url, tiny_model_dir, RELAY_START_RUNNER=False)
-    _reset_schema(application)
-    with application.app_context():
-        yield application
-        db.session.remove()
-        db.engine.dispose()
+def app(quiet_app):
+    with quiet_app.app_context():
+        yield quiet_app
 
 
 @pytest.fixture

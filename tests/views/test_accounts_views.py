@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.extensions import db
-from tests.views.conftest import build_app, close_app
+from tests.conftest import build_app, close_app
 
 
 def _users(app) -> int:
@@ -88,7 +88,13 @@ def test_suspended_writer_cannot_log_in(app, client, browser, factory):
 
 def test_login_is_rate_limited(db_url, tiny_model_dir):
     """Do login POSTs beyond RATELIMIT_LOGIN get 429?"""
-    app = build_app(db_url, tiny_model_dir, RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="3 per minute")
+    app = build_app(
+        db_url,
+        tiny_model_dir,
+        RELAY_START_RUNNER=False,
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_LOGIN="3 per minute",
+    )
     try:
         client = app.test_client()
         data = {"username": "nobody", "password": "whatever1"}
@@ -101,7 +107,7 @@ def test_login_is_rate_limited(db_url, tiny_model_dir):
 
 def test_forms_need_a_csrf_token(db_url, tiny_model_dir):
     """With CSRF on, is a POST without the token refused and one with it accepted?"""
-    app = build_app(db_url, tiny_model_dir, WTF_CSRF_ENABLED=True)
+    app = build_app(db_url, tiny_model_dir, RELAY_START_RUNNER=False, WTF_CSRF_ENABLED=True)
     try:
         client = app.test_client()
         data = {"username": "alice", "password": "password123", "confirm": "password123"}

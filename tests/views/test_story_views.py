@@ -358,9 +358,16 @@ def test_filtered_paragraph_refused_with_text_kept(app, client, browser):
 
 def test_held_paragraph_waits_for_review(db_url, tiny_model_dir):
     """Under FILTER_HUMAN_ACTION=hold, does only its writer see a caught paragraph?"""
-    from tests.views.conftest import Browser, build_app, close_app
+    from tests.conftest import build_app, close_app
+    from tests.views.conftest import Browser
 
-    app = build_app(db_url, tiny_model_dir, FILTER_HUMAN_ACTION="hold")
+    app = build_app(
+        db_url,
+        tiny_model_dir,
+        seed_filters=True,
+        RELAY_START_RUNNER=False,
+        FILTER_HUMAN_ACTION="hold",
+    )
     try:
         _seed_filter(app)
         client = app.test_client()
