@@ -198,7 +198,7 @@ def eta_text(config: TrainConfig, state: TrainState) -> str:
     done = budget_progress(config, state)
     if done <= 0:
         return "?"
-    left = state.elapsed * (1 - done) / done
+    left = max(state.elapsed * (1 - done) / done, 0.0)
     return f"{int(left // 60)}:{int(left % 60):02d}"
 
 
