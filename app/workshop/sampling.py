@@ -47,7 +47,11 @@ class SamplingSettings:
         }
 
 
-DEFAULT_SAMPLING: dict[str, Any] = asdict(SamplingSettings())
+# For the app (app.generation reads it): the decoding knobs only. Turn length is the app's
+# call (the eval's 200-token samples would leave a 256-token model 56 tokens of story).
+DEFAULT_SAMPLING: dict[str, Any] = {
+    k: v for k, v in asdict(SamplingSettings()).items() if k != "max_new_tokens"
+}
 
 
 def generate_text(model, tokenizer, prompt: str, settings: SamplingSettings, seed: int = 0) -> str:
