@@ -41,11 +41,19 @@ def clean_generation(raw: str, finished: bool = False) -> str:
     if not text:
         return ""
     cut = cut_at_sentence_end(text)
-    if cut:
-        return cut
-    if finished:
-        return text
-    return cut_at_word_boundary(text)
+    if not cut:
+        cut = text if finished else cut_at_word_boundary(text)
+    return unwrap_lines(cut)
+
+
+# A line break inside a sentence (no sentence end or closing quote before it).
+_HARD_WRAP = re.compile(r"(?<![\n.!?…。！？다요죠까네" + re.escape(_CLOSERS) + r"])\n(?!\n)")
+
+
+def unwrap_lines(text: str) -> str:
+    """Join lines broken mid-sentence: corpora such as Project Gutenberg wrap prose at
+    ~70 columns and the model copies that; paragraph breaks and line-final sentences stay."""
+    return _HARD_WRAP.sub(" ", text)
 
 
 def normalise_whitespace(text: str) -> str:

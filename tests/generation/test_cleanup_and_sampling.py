@@ -90,3 +90,13 @@ def test_balanced_is_the_workshop_default():
     assert {k: v for k, v in ours.items() if k != "max_new_tokens"} == {
         k: v for k, v in workshop.items() if k != "max_new_tokens"
     }
+
+
+def test_hard_wrapped_lines_are_joined_but_paragraphs_kept():
+    """Are Gutenberg-style mid-sentence line breaks joined, sentence lines and paragraphs kept?"""
+    raw = "the morning had taken his own\nfor the wind was up.\nHe said no.\n\nA new\nparagraph."
+    assert clean_generation(raw, finished=True) == (
+        "the morning had taken his own for the wind was up.\nHe said no.\n\nA new paragraph."
+    )
+    korean = "“그래요.”\n그는 웃었다\n그리고 떠났다."
+    assert clean_generation(korean, finished=True) == korean  # line-final 다 ends a sentence
