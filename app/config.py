@@ -95,7 +95,7 @@ class Config:
         self.RELAY_RUNNER_THREADS = _env_int("RELAY_RUNNER_THREADS", 1)
         # Generation engine (issue 6): batched = continuous batching, hf = one HF generate per job.
         self.RELAY_ENGINE = os.environ.get("RELAY_ENGINE", "batched")
-        self.RELAY_PRECISION = os.environ.get("RELAY_PRECISION", "fp32")  # bf16, int8; fp16 on GPU
+        self.RELAY_PRECISION = os.environ.get("RELAY_PRECISION", "int8")  # fp32, bf16; GPU: fp16
         self.RELAY_MAX_BATCH = _env_int("RELAY_MAX_BATCH", 16)
         self.RELAY_RUNNER_POLL_SECONDS = float(os.environ.get("RELAY_RUNNER_POLL_SECONDS", "5"))
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

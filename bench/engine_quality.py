@@ -4,7 +4,8 @@ A quantised path may only become the default when its held-out perplexity
 stays within 1% of fp32 on the shipped model. This scores fp32, bf16, int8
 (every linear layer, LM head included) and int8 with an fp32 LM head on the
 validation tail of the workshop's corpus split (app.workshop.data.load_corpus:
-the last 10% of every file, never trained on), with sliding windows.
+the last 10% of every file, never trained on), in back-to-back windows of
+the model's context (at most 256 tokens).
 
 Usage: .venv/bin/python bench/engine_quality.py [--model models/default-en] [--lang en]
 Prints a table and, on its last line, a JSON object.
@@ -45,8 +46,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=str(ROOT / "models" / "default-en"))
     p.add_argument("--lang", default="en")
-    p.add_argument("--max-tokens", type=int, default=20000)
+    p.add_argument("--max-tokens", type=int, default=6000)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -65,7 +68,7 @@ def main() -> None:
     print(f"{args.model}: {len(ids)} held-out tokens, window {window}")
     for name, net in paths.items():
         started = time.perf_counter()
-        ppl = perplexity(net, ids, window=window, stride=window // 2)
+        ppl = perplexity(net, ids, window=window, stride=window)
         reference = reference or ppl
         change = ppl / reference - 1
         report[name] = {

@@ -92,3 +92,12 @@ def test_app_runner_uses_the_configured_engine(tiny_model_dir: Path, tmp_path: P
             assert type(generator) is expected
             assert generator.generate("tiny", "Once upon a time", GREEDY)
         app.extensions["relay.shutdown"]()
+
+
+def test_int8_becomes_fp16_on_a_gpu():
+    """Is the CPU-only int8 path swapped for fp16 when the model sits on a GPU?"""
+    from app.generation.engine.adapter import effective_precision
+
+    assert effective_precision("int8", "cpu") == "int8"
+    assert effective_precision("int8", "cuda:0") == "fp16"
+    assert effective_precision("fp32", "cuda") == "fp32"

@@ -44,6 +44,7 @@ _REASONS = {"eos": "eos", "stop": "eos", "length": "length", "cancelled": "stopp
 
 def engine_for(loaded: LoadedModel, precision: str = "fp32", max_batch: int = 16) -> Engine | None:
     """The process's engine for this model and precision (built once); None if unsupported."""
+    precision = effective_precision(precision, loaded.device)
     key = (loaded.source, loaded.device, precision)
     if key in _ENGINES:
         return _ENGINES[key]
@@ -56,6 +57,13 @@ def engine_for(loaded: LoadedModel, precision: str = "fp32", max_batch: int = 16
                 log.warning("model %s: batched engine unavailable (%s); using HF", loaded.key, exc)
                 _ENGINES[key] = None
     return _ENGINES[key]
+
+
+def effective_precision(precision: str, device: str) -> str:
+    """int8 (dynamic quantisation) is CPU-only: on a GPU it becomes fp16."""
+    if precision == "int8" and not str(device).startswith("cpu"):
+        return "fp16"
+    return precision
 
 
 class EngineGenerator:
@@ -148,7 +156,7 @@ def build_generator(config: Any, registry: ModelRegistry) -> Any:
         return Generator(registry)
     if engine != "batched":
         raise ValueError(f"RELAY_ENGINE must be batched or hf, not {engine!r}")
-    precision = str(config.get("RELAY_PRECISION") or "fp32").lower()
+    precision = str(config.get("RELAY_PRECISION") or "int8").lower()  # within 1% ppl
     if precision not in PRECISIONS:
         raise ValueError(
             f"RELAY_PRECISION must be one of {', '.join(PRECISIONS)}, not {precision!r}"
