@@ -231,13 +231,28 @@ def ct2_generators(path: Path, workdir: Path, threads: int) -> dict[str, Any]:
     except ImportError:
         return {}
     out = workdir / f"{path.name}-ct2"
-    TransformersConverter(str(path)).convert(str(out), force=True)
-    return {
-        f"ct2_{kind}": ctranslate2.Generator(
-            str(out), device="cpu", compute_type=ct, intra_threads=threads
-        )
-        for kind, ct in (("fp32", "float32"), ("int8", "int8"))
-    }
+    try:
+        TransformersConverter(str(path)).convert(str(out), force=True)
+        _fill_null_tokens(out / "config.json")
+        return {
+            f"ct2_{kind}": ctranslate2.Generator(
+                str(out), device="cpu", compute_type=ct, intra_threads=threads
+            )
+            for kind, ct in (("fp32", "float32"), ("int8", "int8"))
+        }
+    except Exception as exc:  # a peer that cannot load this model is reported as null
+        print(f"[{path.name}] CTranslate2 unavailable for this model: {exc}", flush=True)
+        return {}
+
+
+def _fill_null_tokens(config_path: Path) -> None:
+    """CTranslate2 refuses a null special token (the workshop's tokenizers have no unk)."""
+    config = json.loads(config_path.read_text())
+    fallback = config.get("eos_token") or config.get("bos_token")
+    for key in ("bos_token", "eos_token", "unk_token", "decoder_start_token"):
+        if key in config and config[key] is None:
+            config[key] = fallback
+    config_path.write_text(json.dumps(config))
 
 
 def contenders(model: Any, tokenizer: Any, path: Path, args: Any, workdir: Path) -> dict[str, Any]:
