@@ -172,7 +172,8 @@ class EmbeddedRunner:
 
 
 def worker_alive_elsewhere(worker: str | None) -> bool:
-    """True when `worker` (host:pid:thread) is another live process on this host."""
+    """True when `worker` (host:pid:thread) is still alive: a live process on this host,
+    or a live runner thread of this process."""
     if not worker:
         return False
     host, _, rest = worker.partition(":")
@@ -183,7 +184,10 @@ def worker_alive_elsewhere(worker: str | None) -> bool:
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return False
+        # This process: alive while the runner thread that claimed it still runs (a sibling
+        # thread mid-job must not have its job resumed a second time).
+        thread_name = rest.partition(":")[2]
+        return any(t.name == thread_name and t.is_alive() for t in threading.enumerate())
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

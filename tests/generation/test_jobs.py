@@ -259,6 +259,25 @@ def test_restart_leaves_a_live_workers_job_alone(app, own_app):
     assert not worker_alive_elsewhere(None)
 
 
+def test_resume_leaves_a_sibling_threads_job_alone():
+    """Is a job claimed by a live runner thread of this very process left to that thread?"""
+    import os
+    import socket
+    import threading
+
+    from app.generation.runner import worker_alive_elsewhere
+
+    release = threading.Event()
+    sibling = threading.Thread(target=release.wait, name="relay-runner-7", daemon=True)
+    sibling.start()
+    try:
+        assert worker_alive_elsewhere(f"{socket.gethostname()}:{os.getpid()}:relay-runner-7")
+    finally:
+        release.set()
+        sibling.join()
+    assert not worker_alive_elsewhere(f"{socket.gethostname()}:{os.getpid()}:relay-runner-7")
+
+
 def test_queued_job_without_submit_is_found_by_polling(app, own_app):
     """Is a job queued only in the database (a lost submit) picked up by the running runner?"""
     quiet = own_app(RELAY_START_RUNNER=False)
