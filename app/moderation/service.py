@@ -103,34 +103,25 @@ def _resolve_reports(turn_id: int, actor: User, status: str) -> int:
 
 
 def hide_turn(turn_id: int, actor: User, reason: Any) -> Turn:
-    require_moderator(actor)
-    reason = clean_reason(reason, required=True)
-
-    def audit(story: Story, turn: Turn) -> None:
-        closed = _resolve_reports(turn.id, actor, "actioned")
-        record(
-            actor,
-            "turn.hide",
-            "turn",
-            turn.id,
-            reason,
-            story_id=story.id,
-            position=turn.position,
-            reports_closed=closed,
-        )
-
-    return relay.set_hidden(turn_id, actor, True, reason, audit=audit)
+    """Hide a turn from readers and the model's context; its open reports are actioned."""
+    return _set_turn_hidden(turn_id, actor, True, reason)
 
 
 def restore_turn(turn_id: int, actor: User, reason: Any) -> Turn:
+    """Restore a hidden or held turn; its open reports are dismissed."""
+    return _set_turn_hidden(turn_id, actor, False, reason)
+
+
+def _set_turn_hidden(turn_id: int, actor: User, hidden: bool, reason: Any) -> Turn:
     require_moderator(actor)
-    reason = clean_reason(reason)
+    reason = clean_reason(reason, required=hidden)  # hiding needs a reason, restoring may not
+    action, report_status = ("turn.hide", "actioned") if hidden else ("turn.restore", "dismissed")
 
     def audit(story: Story, turn: Turn) -> None:
-        closed = _resolve_reports(turn.id, actor, "dismissed")
+        closed = _resolve_reports(turn.id, actor, report_status)
         record(
             actor,
-            "turn.restore",
+            action,
             "turn",
             turn.id,
             reason,
@@ -139,7 +130,7 @@ def restore_turn(turn_id: int, actor: User, reason: Any) -> Turn:
             reports_closed=closed,
         )
 
-    return relay.set_hidden(turn_id, actor, False, reason, audit=audit)
+    return relay.set_hidden(turn_id, actor, hidden, reason, audit=audit)
 
 
 def dismiss_reports(turn_id: int, actor: User, reason: Any) -> int:
