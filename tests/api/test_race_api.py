@@ -29,6 +29,7 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.conftest import _reset_schema, make_app
+from tests.http_client import http_json
 
 CLIENTS = 50
 HUMAN_TURNS = 200
@@ -62,22 +63,13 @@ class RaceClient(threading.Thread):
         self.typing = TYPING_SECONDS
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        headers = {"Authorization": f"Bearer {self.token}"}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body)
-            headers["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=payload, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        finally:
-            conn.close()
-        self.statuses[response.status] += 1
-        if response.status >= 500:
-            self.errors.append(f"{response.status} {method} {path}: {data[:300]!r}")
-        return response.status, json.loads(data) if data else None
+        status, data, _ = http_json(
+            self.port, method, path, body=body, token=self.token, timeout=60
+        )
+        self.statuses[status] += 1
+        if status >= 500:
+            self.errors.append(f"{status} {method} {path}: {str(data)[:300]!r}")
+        return status, data
 
     def saw(self, position: int, waiting_for_model: bool) -> None:
         with self.changed:

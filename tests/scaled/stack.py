@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.http_client import http_json
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CRASH_MARKER = "XYZZY-CRASH-THE-WORKER"
@@ -218,36 +220,6 @@ class Stack:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=10)
         self.procs.clear()
-
-
-def http_json(
-    port: int,
-    method: str,
-    path: str,
-    body: Any = None,
-    token: str | None = None,
-    timeout: float = 30,
-) -> tuple[int, Any, dict[str, str]]:
-    """One request: (status, decoded JSON body or None, headers)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    payload = None
-    if body is not None:
-        payload = json.dumps(body)
-        headers["Content-Type"] = "application/json"
-    try:
-        conn.request(method, path, body=payload, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-    finally:
-        conn.close()
-    try:
-        decoded = json.loads(data) if data else None
-    except ValueError:
-        decoded = data.decode(errors="replace")
-    return response.status, decoded, dict(response.getheaders())
 
 
 class SseClient:
