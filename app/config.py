@@ -90,9 +90,10 @@ class Config:
         self.RELAY_DEVICE = os.environ.get("RELAY_DEVICE", "")  # "" = cuda if present else cpu
         self.RELAY_TORCH_THREADS = _env_int("RELAY_TORCH_THREADS", 0)  # 0 = torch default
         self.RELAY_START_RUNNER = _env_bool("RELAY_START_RUNNER", True)
-        # Embedded runner: generation threads in the web process, and how often an
+        # Embedded runner: generation threads in the web process (0 = 4 with the batching
+        # engine, whose batch they share; 1 with RELAY_ENGINE=hf), and how often an
         # idle one polls the database for queued jobs whose hand-off was lost.
-        self.RELAY_RUNNER_THREADS = _env_int("RELAY_RUNNER_THREADS", 1)
+        self.RELAY_RUNNER_THREADS = _env_int("RELAY_RUNNER_THREADS", 0)
         # Generation engine (issue 6): batched = continuous batching, hf = one HF generate per job.
         self.RELAY_ENGINE = os.environ.get("RELAY_ENGINE", "batched")
         self.RELAY_PRECISION = os.environ.get("RELAY_PRECISION", "int8")  # fp32, bf16; GPU: fp16

@@ -16,12 +16,25 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 from flask import Flask
 
 from app.generation.events import InMemoryEventBus
 from app.generation.registry import ModelRegistry
 from app.generation.runner import EmbeddedRunner
+
+BATCHED_RUNNER_THREADS = 4
+
+
+def runner_threads(config: Any) -> int:
+    """RELAY_RUNNER_THREADS, or by default: several jobs at once when they share the batching
+    engine's batch (stories answered together), one at a time with plain HF generate."""
+    configured = int(config.get("RELAY_RUNNER_THREADS") or 0)
+    if configured > 0:
+        return configured
+    batched = str(config.get("RELAY_ENGINE") or "batched").lower() == "batched"
+    return BATCHED_RUNNER_THREADS if batched else 1
 
 
 def init_generation(app: Flask) -> None:
@@ -34,7 +47,7 @@ def init_generation(app: Flask) -> None:
     closing = threading.Event()
     runner = EmbeddedRunner(
         app,
-        workers=int(app.config.get("RELAY_RUNNER_THREADS", 1)),
+        workers=runner_threads(app.config),
         poll_seconds=float(app.config.get("RELAY_RUNNER_POLL_SECONDS", 5.0)),
     )
 

@@ -361,3 +361,30 @@ def test_filtered_output_is_regenerated_then_held_unseen(app, own_app, action, r
     streamed = [e["text_so_far"] for e in events if e["type"] == "generation_delta"]
     assert all(not text.strip() for text in streamed)  # only what the filter let through
     assert "turn_held" in [e["type"] for e in events]
+
+
+def test_runner_threads_answer_several_stories_in_one_engine_batch(app, own_app):
+    """With the default runner threads, do jobs of different stories share the engine's batch,
+    each still getting exactly one AI turn of its own?"""
+    from app.generation.engine import adapter
+
+    quiet = own_app(RELAY_START_RUNNER=False)
+    factory = Factory(quiet)
+    alice = factory.user()
+    stories = [factory.story(alice, max_new_tokens=96) for _ in range(4)]
+    jobs = [
+        append(quiet, story_id, alice, f"Chapter {i} began.")[1]
+        for i, story_id in enumerate(stories)
+    ]
+    for engine in adapter._ENGINES.values():
+        if engine is not None:
+            engine.peak_batch = 0
+    runner_app = own_app()
+    runner = runner_app.extensions["relay.jobs"]
+    assert runner.workers == 4
+    runner.start()  # resumes the four queued jobs at once
+    for job_id in jobs:
+        assert wait_job(runner_app, job_id) == "done"
+    assert max(e.peak_batch for e in adapter._ENGINES.values() if e is not None) >= 2
+    for story_id in stories:
+        assert len(ai_turns(runner_app, story_id)) == 1

@@ -133,6 +133,7 @@ class Engine:
         self._cond = threading.Condition()
         self._closed = False
         self.steps = 0
+        self.peak_batch = 0  # the most sequences one step has run (several jobs batched)
         self._thread: threading.Thread | None = None
         if start:
             self._thread = threading.Thread(target=self._loop, name="relay-engine", daemon=True)
@@ -218,6 +219,7 @@ class Engine:
         self._append(tokens)
         self.steps += 1
         batch = len(self.active)
+        self.peak_batch = max(self.peak_batch, batch)
         self._leave([s for s in self.active if s.finish])
         return batch
 
