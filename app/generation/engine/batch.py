@@ -29,7 +29,7 @@ import torch
 
 from app.generation.engine.model import GPT2Engine, KVCache
 from app.generation.engine.prefix import PrefixCache
-from app.generation.engine.quant import convert
+from app.generation.engine.quant import convert, prefill_variant
 from app.generation.engine.sampler import BatchContext, RowSettings, sample
 from app.generation.sampling import SamplingParams
 
@@ -115,7 +115,10 @@ class Engine:
     ) -> None:
         self.tokenizer = tokenizer
         self.precision = precision
-        self.net = convert(GPT2Engine(hf_model), precision)
+        base = GPT2Engine(hf_model)
+        self.net = convert(base, precision)
+        # int8: prompts go through oneDNN-packed weights (faster for many rows), decode fbgemm.
+        self.prefill_net = prefill_variant(base, self.net) if precision == "int8" else self.net
         self.max_batch = max_batch
         self.prefill_tokens = prefill_tokens
         self.n_positions = self.net.n_positions
@@ -254,7 +257,7 @@ class Engine:
             self.prefix.reused_tokens += reuse
         else:
             reuse = 0
-        logits = self.net.prefill(ids[reuse:], self.cache, slot, start=reuse)  # (V,)
+        logits = self.prefill_net.prefill(ids[reuse:], self.cache, slot, start=reuse)  # (V,)
         self.history[slot, :n] = ids
         self.active.append(_Sequence(handle, _row_settings(req), self._budget(req, n), n, pos=n))
         return logits
