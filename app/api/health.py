@@ -1,4 +1,5 @@
-"""/health (liveness, touches nothing) and /ready (database and models)."""
+"""/health (liveness, touches nothing) and /ready (database, models, and in the scaled
+mode the Redis broker)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,14 @@ class Health(Resource):
 @ns.route("/ready")
 class Ready(Resource):
     @ns.doc(security=[])
-    @ns.response(200, "Database reachable and every configured model loadable")
+    @ns.response(200, "Database (and in scaled mode Redis) reachable, every model loadable")
     @ns.response(503, "Not ready; error.checks says what failed", schemas.Error)
     def get(self):
         """Readiness: one database query and a look at every configured model."""
         checks = {"database": _database_problem()}
+        queue_problem = getattr(current_app.extensions.get("relay.jobs"), "problem", None)
+        if queue_problem is not None:  # the scaled mode's Celery queue: is Redis there?
+            checks["broker"] = queue_problem()
         checks.update({f"model:{m['key']}": m["problem"] for m in model_listing()})
         failed = {name: problem for name, problem in checks.items() if problem}
         if failed:

@@ -126,6 +126,15 @@ class CeleryJobQueue:
                 UNAVAILABLE_MESSAGE, retry_after=15, code="generation_unavailable"
             ) from exc
 
+    def problem(self) -> str | None:
+        """Readiness: None when the broker answers, else what is wrong."""
+        try:
+            self.redis.ping()
+        except redis.RedisError as exc:
+            log.warning("readiness: Redis check failed: %s", exc)
+            return f"broker unreachable: {type(exc).__name__}"
+        return None
+
     def was_sent(self, job_id: int) -> bool:
         return bool(self.redis.exists(SENT_KEY.format(job_id)))
 

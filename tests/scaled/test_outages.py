@@ -119,8 +119,12 @@ def test_redis_down_answers_503_and_keeps_the_turn(deployment: Deployment) -> No
     assert status == 200
     keys = redis.Redis.from_url(deployment.redis.url).keys("LIMITS*")
     assert keys, "the rate limits are kept in Redis"
+    status, body, _ = http_json(deployment.port, "GET", "/api/v1/ready")
+    assert status == 200 and body["checks"]["broker"] == "ok", body
     deployment.redis.stop()
     try:
+        status, body, _ = http_json(deployment.port, "GET", "/api/v1/ready")
+        assert status == 503 and "broker" in body["error"]["checks"], body
         text = "The keeper wrote while the broker slept."
         status, body, headers = post_turn(deployment.port, story_id, token, text, 0)
         assert status == 503, body
@@ -137,6 +141,7 @@ def test_redis_down_answers_503_and_keeps_the_turn(deployment: Deployment) -> No
     row = wait_job(deployment.app, job["id"], timeout=180)
     assert row["status"] == "done", row
     assert len(ai_turns(deployment.app, turns["turns"][0]["id"])) == 1
+    assert http_json(deployment.port, "GET", "/api/v1/ready")[0] == 200
 
 
 def test_postgres_restart_needs_no_app_restart(deployment: Deployment) -> None:
