@@ -117,9 +117,12 @@ class GPT2Engine(nn.Module):
         t_max = int(positions.max()) + 1
         rows = torch.arange(B, device=tokens.device)
         x = (self.wte[tokens] + self.wpe[positions]).unsqueeze(1)  # (B, 1, C)
-        # Each row sees its own cache up to and including its new position.
-        keep = torch.arange(t_max, device=tokens.device)[None, :] <= positions[:, None]  # (B, T)
-        mask = keep[:, None, None, :]  # (B, 1, 1, T)
+        # Each row sees its own cache up to and including its new position (no mask needed
+        # when every row is at the last position: one writer, or a batch that started together).
+        mask = None
+        if B > 1 and bool((positions != t_max - 1).any()):
+            keep = torch.arange(t_max, device=tokens.device)[None, :] <= positions[:, None]
+            mask = keep[:, None, None, :]  # (B, 1, 1, T)
         H, T_max = self.n_head, cache.max_len
         heads = torch.arange(H, device=tokens.device)
         # Row (b, h, positions[b]) of each layer's cache seen as (S * H * T_max, D).
