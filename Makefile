@@ -21,8 +21,8 @@ migrate: venv
 run: migrate
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-## Scaled mode on this machine: gunicorn (WEB_CONCURRENCY workers, default 4), two Celery
-## generation workers and beat, against the local PostgreSQL and Redis; Ctrl-C stops them all.
+## Scaled mode on this machine: gunicorn (WEB_CONCURRENCY workers, default 4), one Celery
+## generation worker (8 jobs in one engine batch) and beat, against the local PostgreSQL and Redis; Ctrl-C stops them all.
 ## On GPU nodes run one worker per GPU instead (RELAY_DEVICE=cuda:N); see docs/scaling.md.
 SCALED_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/relay
 SCALED_REDIS_URL ?= redis://127.0.0.1:6379/0
@@ -31,9 +31,8 @@ CELERY = $(BIN)/celery -A app.generation.worker
 run-scaled: venv
 	createdb -h 127.0.0.1 -U postgres $(notdir $(SCALED_DATABASE_URL)) 2>/dev/null || true
 	$(SCALED_ENV) $(BIN)/flask db upgrade
-	trap 'kill 0' INT TERM; export $(SCALED_ENV) RELAY_WORKERS_PER_HOST=2; \
-	$(CELERY) worker -n gen1@%h --concurrency 1 --loglevel INFO & \
-	$(CELERY) worker -n gen2@%h --concurrency 1 --loglevel INFO & \
+	trap 'kill 0' INT TERM; export $(SCALED_ENV) RELAY_WORKERS_PER_HOST=1; \
+	$(CELERY) worker -n gen1@%h --pool threads --concurrency 8 --loglevel INFO & \
 	$(CELERY) beat --loglevel INFO --schedule instance/celerybeat-schedule & \
 	WEB_CONCURRENCY=$${WEB_CONCURRENCY:-4} $(BIN)/gunicorn -c gunicorn.conf.py --no-control-socket \
 		wsgi:app & \

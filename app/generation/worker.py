@@ -7,6 +7,11 @@ when it starts, on its device: RELAY_DEVICE (e.g. cuda:1), else the GPU that
 CUDA_VISIBLE_DEVICES leaves visible, else the CPU. Run one worker with
 `--concurrency 1` per GPU. When the worker is ready it resends what a crash
 left behind (app.generation.celery_app.sweep_jobs).
+
+With `--pool threads --concurrency N` one process runs N jobs at once on one
+batching engine per model: concurrent stories are answered in one batch (the
+models load once, in that process, at start). A SIGKILL then takes all N jobs
+down together; the sweep gives them to the next worker (their worker pid is dead).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 from celery.signals import worker_init, worker_process_init, worker_ready
 from dotenv import load_dotenv
+from flask.logging import default_handler
 
 from app import create_app
 
@@ -29,10 +35,14 @@ flask_app = create_app()
 if flask_app.config.get("RELAY_RUN_MODE") != "scaled":
     raise RuntimeError("the Celery worker needs RELAY_RUN_MODE=scaled")
 celery = flask_app.extensions["relay.celery"]
+# Celery's own handlers print every record; Flask's stderr handler on the "app" logger would
+# print each app record a second time (as a WARNING of the redirected stderr).
+flask_app.logger.removeHandler(default_handler)
+_LOAD_IN_MAIN: list[bool] = []  # set by worker_init: does this process run the tasks itself?
 
 
 @worker_init.connect
-def preload_libraries(**_: Any) -> None:
+def preload_libraries(sender: Any = None, **_: Any) -> None:
     """Import what loading the models needs once, in the main process, before the pool
     forks: a pool process that replaces a dead one is then ready in a second or two instead
     of a quarter of a minute. The model is built on the meta device (no weights, no CUDA)."""
@@ -51,6 +61,16 @@ def preload_libraries(**_: Any) -> None:
                 AutoModelForCausalLM.from_config(config)
         except Exception as exc:  # the pool process reports it properly when it loads
             log.warning("could not preload the code for model %s: %s", key, exc)
+    # threads/solo pool: the tasks run in this very process; it loads the models once
+    # logging is set up (worker_ready), instead of each forked child at its start.
+    _LOAD_IN_MAIN.append(not pool_forks(sender))
+
+
+def pool_forks(worker: Any) -> bool:
+    """Whether the worker's pool runs tasks in forked children (prefork, the default)."""
+    pool = getattr(worker, "pool_cls", None) or "prefork"
+    name = pool if isinstance(pool, str) else f"{pool.__module__}.{pool.__qualname__}"
+    return "prefork" in name or "processes" in name
 
 
 @worker_process_init.connect
@@ -76,6 +96,8 @@ def resend_leftovers(**_: Any) -> None:
     from app.extensions import db
     from app.generation.celery_app import sweep_jobs
 
+    if _LOAD_IN_MAIN and _LOAD_IN_MAIN[-1]:
+        load_models()
     try:
         sweep_jobs(flask_app)
     except Exception:

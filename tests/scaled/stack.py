@@ -166,7 +166,9 @@ class Stack:
 
         wait_for(healthy, 180, f"gunicorn on {port}", interval=0.5)
 
-    def start_worker(self, name: str, beat: bool = False, wait: bool = True) -> Proc:
+    def start_worker(
+        self, name: str, beat: bool = False, wait: bool = True, pool: str = "prefork", jobs: int = 1
+    ) -> Proc:
         args = [
             str(BIN / "celery"),
             "-A",
@@ -174,8 +176,10 @@ class Stack:
             "worker",
             "-n",
             f"{name}@%h",
+            "--pool",
+            pool,
             "--concurrency",
-            "1",
+            str(jobs),
             "--loglevel",
             "INFO",
             "--without-gossip",

@@ -222,7 +222,10 @@ class Engine:
         self._append(tokens)
         self.steps += 1
         batch = len(self.active)
-        self.peak_batch = max(self.peak_batch, batch)
+        if batch > self.peak_batch:
+            self.peak_batch = batch
+            if batch > 1:
+                log.info("engine batch of %d sequences (a new peak)", batch)
         self._leave([s for s in self.active if s.finish])
         return batch
 
