@@ -66,27 +66,15 @@ def effective_precision(precision: str, device: str) -> str:
     return precision
 
 
-class EngineGenerator:
-    """Generator interface backed by the continuous-batching engine."""
+class EngineGenerator(Generator):
+    """Generator interface backed by the continuous-batching engine (HF for other models)."""
 
     def __init__(
         self, registry: ModelRegistry, precision: str = "fp32", max_batch: int = 16
     ) -> None:
-        self.registry = registry
+        super().__init__(registry)
         self.precision = precision
         self.max_batch = max_batch
-        self.fallback = Generator(registry)
-
-    def generate(
-        self,
-        model_key: str,
-        prompt: str | Sequence[int],
-        params: SamplingParams,
-        on_delta: DeltaCallback | None = None,
-        should_stop: StopCheck | None = None,
-    ) -> str:
-        """The raw continuation of `prompt` (text or token ids)."""
-        return self.run(model_key, prompt, params, on_delta, should_stop).text
 
     def run(
         self,
@@ -101,7 +89,7 @@ class EngineGenerator:
         loaded = self.registry.get(model_key)
         engine = engine_for(loaded, self.precision, self.max_batch)
         if engine is None:
-            return self.fallback.run(model_key, prompt, params, on_delta, should_stop)
+            return super().run(model_key, prompt, params, on_delta, should_stop)
         ids = _input_ids(loaded, prompt)[0].tolist()
         if len(ids) >= engine.n_positions:  # the window module trims; this is a last resort
             ids = ids[-(engine.n_positions - 1) :]
