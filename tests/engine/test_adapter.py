@@ -66,7 +66,7 @@ def test_should_stop_cancels_the_request(registry):
 
 def test_config_selects_engine_and_precision(registry):
     """Do RELAY_ENGINE and RELAY_PRECISION pick the generator, and bad values fail loudly?"""
-    assert isinstance(build_generator({"RELAY_ENGINE": "hf"}, registry), Generator)
+    assert type(build_generator({"RELAY_ENGINE": "hf"}, registry)) is Generator
     chosen = build_generator({"RELAY_ENGINE": "batched", "RELAY_PRECISION": "int8"}, registry)
     assert isinstance(chosen, EngineGenerator) and chosen.precision == "int8"
     assert isinstance(build_generator({}, registry), EngineGenerator)
