@@ -115,20 +115,11 @@ class Engine:
     ) -> None:
         self.tokenizer = tokenizer
         self.precision = precision
-        base = GPT2Engine(hf_model)
-        self.net = convert(base, precision)
-        # int8: prompts go through oneDNN-packed weights (faster for many rows), decode fbgemm.
-        self.prefill_net = prefill_variant(base, self.net) if precision == "int8" else self.net
         self.max_batch = max_batch
         self.prefill_tokens = prefill_tokens
-        self.n_positions = self.net.n_positions
         eos = getattr(hf_model.generation_config, "eos_token_id", None)
         eos = tokenizer.eos_token_id if eos is None else eos
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        dev = self.net.device
-        with torch.inference_mode():
-            self.cache: KVCache = self.net.new_cache(max_batch)
-            self.history = torch.zeros((max_batch, self.n_positions), dtype=torch.long, device=dev)
         self.prefix = PrefixCache(prefix_entries)
         self._memo: dict[str, Any] = {}  # the sampler's per-batch settings
         self.active: list[_Sequence] = []  # active[i] lives in slot i
@@ -139,8 +130,46 @@ class Engine:
         self.peak_batch = 0  # the most sequences one step has run (several jobs batched)
         self._thread: threading.Thread | None = None
         if start:
-            self._thread = threading.Thread(target=self._loop, name="relay-engine", daemon=True)
-            self._thread.start()
+            self._start_thread(hf_model)
+        else:
+            self._build(hf_model)
+
+    def _build(self, hf_model: Any) -> None:
+        """The weights in this precision, the KV cache and the id history."""
+        base = GPT2Engine(hf_model)
+        self.net = convert(base, precision=self.precision)
+        # int8: prompts go through oneDNN-packed weights (faster for many rows), decode fbgemm.
+        int8 = self.precision == "int8"
+        self.prefill_net = prefill_variant(base, self.net) if int8 else self.net
+        self.n_positions = self.net.n_positions
+        with torch.inference_mode():
+            self.cache: KVCache = self.net.new_cache(self.max_batch)
+            self.history = torch.zeros(
+                (self.max_batch, self.n_positions), dtype=torch.long, device=self.net.device
+            )
+
+    def _start_thread(self, hf_model: Any) -> None:
+        """Build and run on one thread of its own. All of the engine's torch work then runs
+        on a single OpenMP team: measured here, a step loop on another thread than the one
+        that had built the weights ran 1.5-2x slower (libgomp throttles its spin-waiting
+        once it manages more threads than there are cores; bench/results-generation.txt)."""
+        built, failed = threading.Event(), []
+
+        def run() -> None:
+            try:
+                self._build(hf_model)
+            except BaseException as exc:  # re-raised in the constructor's thread
+                failed.append(exc)
+                return
+            finally:
+                built.set()
+            self._loop()
+
+        self._thread = threading.Thread(target=run, name="relay-engine", daemon=True)
+        self._thread.start()
+        built.wait()
+        if failed:
+            raise failed[0]
 
     # --- public ---------------------------------------------------------------
 
