@@ -130,7 +130,8 @@ def measured_markdown(results: dict) -> str:
         checks.append(
             f"- the LSTM baseline trained for {lstm['train_minutes']} min of wall time "
             f"({lstm['steps']} steps of 16 x {results.get('context', 256)} tokens); the "
-            "model's own budget is under Training above. Unequal budgets favour the model."
+            "model's own budget is under Training above (a shorter LSTM budget would "
+            "favour the model)."
         )
     ratio = t["repeat_ratio"]["ratio"]
     if ratio is None:
