@@ -161,13 +161,7 @@ def main() -> None:
             )
         print(f"load average after {os.getloadavg()[0]:.1f}")
     finally:
-        stack.stop_all()
-        redis.Redis.from_url(REDIS_URL).flushdb()
-        if app is not None:
-            from app.extensions import db
-
-            with app.app_context():
-                db.engine.dispose()
+        stack.tear_down(app)
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

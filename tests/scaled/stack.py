@@ -225,6 +225,18 @@ class Stack:
                 proc.popen.wait(timeout=10)
         self.procs.clear()
 
+    def tear_down(self, app: Any) -> None:
+        """stop_all(), empty the deployment's Redis database, close the test app's pool."""
+        import redis
+
+        self.stop_all()
+        redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
+        if app is not None:
+            from app.extensions import db
+
+            with app.app_context():
+                db.engine.dispose()
+
 
 class SseClient:
     """Reads one story's event stream from a web server (raw HTTP, line by line)."""

@@ -88,13 +88,7 @@ def cluster(scaled_database: str, word_model, tmp_path_factory) -> Iterator[Clus
         app = seed_app(scaled_database, word_model)
         yield Cluster(stack, ports, app, workers)
     finally:
-        stack.stop_all()
-        redis.Redis.from_url(REDIS_URL).flushdb()
-        if app is not None:
-            from app.extensions import db
-
-            with app.app_context():
-                db.engine.dispose()
+        stack.tear_down(app)
 
 
 def first_delta(pubsub: Any, job_id: int, timeout: float = 90) -> dict[str, Any]:

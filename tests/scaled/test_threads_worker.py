@@ -49,13 +49,7 @@ def deployment(scaled_database: str, word_model, tmp_path_factory) -> Iterator[D
         app = seed_app(scaled_database, word_model)
         yield Deployment(stack, port, app)
     finally:
-        stack.stop_all()
-        redis.Redis.from_url(REDIS_URL).flushdb()
-        if app is not None:
-            from app.extensions import db
-
-            with app.app_context():
-                db.engine.dispose()
+        stack.tear_down(app)
 
 
 def test_thread_pool_worker_batches_stories_and_answers_each_once(
