@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run run-scaled dev test lint format venv system-deps migrate models clean
+.PHONY: run run-scaled dev test lint format venv system-deps migrate models shakespeare clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -86,3 +86,15 @@ models: venv
 	$(MODEL_EVAL) --model models/default-en --corpus $(CORPORA)/en & en=$$!; \
 	$(MODEL_EVAL) --model models/default-ko --corpus $(CORPORA)/ko & ko=$$!; \
 	wait $$en && wait $$ko
+
+## Workshop example (docs/workshop.md): a character-level GPT on tiny Shakespeare, last 10%
+## as validation, 58 minutes on both cores; writes SHAKESPEARE_OUT and prints its bits/char.
+SHAKESPEARE_OUT ?= /tmp/shakespeare-char
+shakespeare: venv
+	mkdir -p /tmp/shakespeare-corpus
+	cp $(CORPORA)/en/shakespeare-tinyshakespeare.txt /tmp/shakespeare-corpus/
+	$(BIN)/flask model train --corpus /tmp/shakespeare-corpus --out $(SHAKESPEARE_OUT) \
+		--tokenizer-kind char --vocab-size 256 --layers 6 --width 192 --heads 6 --context 256 \
+		--dropout 0.1 --batch 16 --lr 1.5e-3 --warmup 100 --minutes 58 --eval-every 250 --threads 2
+	$(BIN)/flask model eval --model $(SHAKESPEARE_OUT) --corpus /tmp/shakespeare-corpus \
+		--baselines --lstm-minutes 0 --samples 5 --threads 2
