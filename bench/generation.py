@@ -287,8 +287,6 @@ def _engine_runner(model: Any, tokenizer: Any, precision: str, args: Any) -> Any
     def run(prompts: list[list[int]], params: SamplingParams) -> Run:
         if "engine" not in state:
             state["engine"] = Engine(model, tokenizer, precision, max_batch=max(args.writers))
-            if args.fbgemm_prefill:  # compare: int8 prefill on the decode (fbgemm) weights
-                state["engine"].prefill_net = state["engine"].net
         return run_engine(state["engine"], prompts, params)
 
     run.close = lambda: state.pop("engine").close() if state else None  # type: ignore[attr-defined]
@@ -422,8 +420,6 @@ def parse_args(argv: list[str] | None = None) -> Any:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--only", default="naive,hf_batched,ct2,engine",
                    help="substrings of the contenders to run (e.g. engine_int8,ct2)")  # fmt: skip
-    p.add_argument("--fbgemm-prefill", action="store_true",
-                   help="int8 engine: prefill on fbgemm, not oneDNN (to compare)")  # fmt: skip
     args = p.parse_args(argv)
     args.writers = [int(n) for n in args.writers.split(",")]
     args.only = [o for o in args.only.split(",") if o]

@@ -29,7 +29,7 @@ import torch
 
 from app.generation.engine.model import GPT2Engine, KVCache
 from app.generation.engine.prefix import PrefixCache
-from app.generation.engine.quant import convert, prefill_variant
+from app.generation.engine.quant import convert
 from app.generation.engine.sampler import BatchContext, RowSettings, sample
 from app.generation.sampling import SamplingParams
 
@@ -136,11 +136,7 @@ class Engine:
 
     def _build(self, hf_model: Any) -> None:
         """The weights in this precision, the KV cache and the id history."""
-        base = GPT2Engine(hf_model)
-        self.net = convert(base, precision=self.precision)
-        # int8: prompts go through oneDNN-packed weights (faster for many rows), decode fbgemm.
-        int8 = self.precision == "int8"
-        self.prefill_net = prefill_variant(base, self.net) if int8 else self.net
+        self.net = convert(GPT2Engine(hf_model), precision=self.precision)
         self.n_positions = self.net.n_positions
         with torch.inference_mode():
             self.cache: KVCache = self.net.new_cache(self.max_batch)
@@ -289,7 +285,7 @@ class Engine:
             self.prefix.reused_tokens += reuse
         else:
             reuse = 0
-        logits = self.prefill_net.prefill(ids[reuse:], self.cache, slot, start=reuse)  # (V,)
+        logits = self.net.prefill(ids[reuse:], self.cache, slot, start=reuse)  # (V,)
         self.history[slot, :n] = ids
         self.active.append(_Sequence(handle, _row_settings(req), self._budget(req, n), n, pos=n))
         return logits

@@ -45,44 +45,23 @@ def convert(engine: GPT2Engine, precision: str, quantize_head: bool = True) -> G
     return quantize_int8(engine, quantize_head)
 
 
-def quantize_int8(
-    engine: GPT2Engine, quantize_head: bool = True, backend: str | None = None
-) -> GPT2Engine:
+def quantize_int8(engine: GPT2Engine, quantize_head: bool = True) -> GPT2Engine:
     """Dynamic int8 quantisation of the linear layers (per-channel weights).
 
-    `backend` packs the weights for one kernel library: fbgemm (the default) is the
-    fastest for a few rows at a time (decode), oneDNN for a prompt's hundreds of rows
-    (prefill). A packed weight keeps its library whatever the global setting says later.
+    The weights are packed for fbgemm (x86) where it exists. A oneDNN-packed copy for
+    prompt prefill was tried and dropped: on an idle machine it made no difference at 16
+    writers (158 vs 158/154 tok/s) and one writer was 10% slower with it (two A/B pairs,
+    bench/generation.py --only engine_int8).
     """
     quantized = copy.deepcopy(engine)
     if not quantize_head:
         head = quantized.lm_head
         quantized.lm_head = nn.Identity()  # keep it out of quantize_dynamic's reach
-    default = _quant_backend()
-    torch.backends.quantized.engine = backend or default
-    try:
-        _quantize_linears(quantized)
-    finally:
-        torch.backends.quantized.engine = default
+    torch.backends.quantized.engine = _quant_backend()
+    _quantize_linears(quantized)
     if not quantize_head:
         quantized.lm_head = head
     return quantized
-
-
-def prefill_variant(engine: GPT2Engine, quantized: GPT2Engine) -> GPT2Engine:
-    """The int8 engine again with oneDNN-packed block weights, for prompt prefill.
-
-    Measured here (bench/results-generation.txt): oneDNN's int8 GEMM runs a 300-row
-    prompt through GPT-2's linears about 1.6x faster than fbgemm, which stays the
-    faster one for decode. Embeddings and the head (prefill runs it on one row) are
-    shared with `quantized`; where oneDNN is missing, `quantized` itself is returned.
-    """
-    if "onednn" not in torch.backends.quantized.supported_engines:
-        return quantized
-    variant = quantize_int8(engine, quantize_head=False, backend="onednn")
-    variant.wte, variant.wpe = quantized.wte, quantized.wpe
-    variant.ln_f, variant.lm_head = quantized.ln_f, quantized.lm_head
-    return variant
 
 
 def _quantize_linears(quantized: nn.Module) -> None:
