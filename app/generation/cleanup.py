@@ -1,8 +1,9 @@
 """Cleaning the model's raw continuation into a turn a reader can take.
 
 Rules, in order: drop broken characters and control characters, collapse
-runaway whitespace, strip a leading fragment (punctuation or closing quotes
-that belong to the previous sentence), then cut after the last sentence end
+runaway whitespace, drop heading lines the model copies from its corpus
+("CHAPTER XV", "BOOK II.", "제3장"), strip a leading fragment (punctuation or
+closing quotes that belong to the previous sentence), then cut after the last sentence end
 (. ! ? … 。 and their full-width forms, with any closing quotes; or a Korean
 final ending such as 다/요 at a line end). With no sentence end at all the
 text is cut at the last word boundary, so it never ends in half a word. An
@@ -28,6 +29,14 @@ _SENTENCE_END = re.compile(
     + r"|[다요죠까네](?=[ \t]*\n)"  # Korean final ending at a line end
 )
 _WORD_BOUNDARY = re.compile(r"\s")
+# A line that is only a heading: CHAPTER/BOOK/PART/STAVE and a numeral (after "." or ":", a
+# short title), or a Korean 제N장/편/부. A turn continues a story; it never opens a chapter.
+_HEADING_LINE = re.compile(
+    r"^(?:(?:CHAPTER|Chapter|BOOK|Book|PART|Part|STAVE|Stave)[ \t]+"
+    r"(?:[IVXLCDM]+|\d+)(?:[.:][^\n]{0,60})?"
+    r"|제[ \t]*\d+[ \t]*[장편부](?:[ \t][^\n]{0,30})?)$\n?",
+    re.MULTILINE,
+)
 
 
 def clean_generation(raw: str, finished: bool = False) -> str:
@@ -36,7 +45,7 @@ def clean_generation(raw: str, finished: bool = False) -> str:
     `finished` says the model stopped on its own (end of text), so a last
     sentence without punctuation is still whole.
     """
-    text = normalise_whitespace(_CONTROL.sub("", raw))
+    text = normalise_whitespace(_HEADING_LINE.sub("", _CONTROL.sub("", raw)))
     text = _LEADING_FRAGMENT.sub("", text)
     if not text:
         return ""

@@ -30,6 +30,12 @@ from app.stories.validation import PRESETS as STORY_PRESETS
         ("   \n\n  ", ""),
         ("\ufffd\ufffd", ""),
         ("Broken \ufffdbyte. Then", "Broken byte."),
+        ("CHAPTER XV\n\nThen it was dark. He", "Then it was dark."),
+        ("He slept.\n\nCHAPTER 3. The Storm\nRain fell. It", "He slept.\n\nRain fell."),
+        ("Chapter IV\nShe woke. Sh", "She woke."),
+        ("Part of me knew. The", "Part of me knew."),
+        ("Part I think was true. The", "Part I think was true."),
+        ("제3장\n그는 떠났다. 그", "그는 떠났다."),
     ],
 )
 def test_clean_generation(raw, expected):
