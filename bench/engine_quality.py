@@ -2,7 +2,8 @@
 
 A quantised path may only become the default when its held-out perplexity
 stays within 1% of fp32 on the shipped model. This scores fp32, bf16, int8
-(every linear layer, LM head included) and int8 with an fp32 LM head on the
+(every linear layer, LM head included), int8 with a bf16 KV cache (what
+RELAY_KV_CACHE=auto picks on a CPU with native bf16) and int8 with an fp32 LM head on the
 validation tail of the workshop's corpus split (app.workshop.data.load_corpus:
 the last 10% of every file, never trained on), in back-to-back windows of
 the model's context (at most 256 tokens).
@@ -60,7 +61,8 @@ def main() -> None:
     paths = {
         "fp32": fp32,
         "bf16": convert(fp32, "bf16"),
-        "int8": convert(fp32, "int8"),
+        "int8": convert(fp32, "int8", kv_cache="fp32"),
+        "int8_bf16_kv": convert(fp32, "int8", kv_cache="bf16"),
         "int8_fp32_head": quantize_int8(fp32, quantize_head=False),
     }
     report: dict[str, object] = {"model": args.model, "held_out_tokens": len(ids)}

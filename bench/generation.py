@@ -286,7 +286,9 @@ def _engine_runner(model: Any, tokenizer: Any, precision: str, args: Any) -> Any
 
     def run(prompts: list[list[int]], params: SamplingParams) -> Run:
         if "engine" not in state:
-            state["engine"] = Engine(model, tokenizer, precision, max_batch=max(args.writers))
+            state["engine"] = Engine(
+                model, tokenizer, precision, max_batch=max(args.writers), kv_cache=args.kv_cache
+            )
         return run_engine(state["engine"], prompts, params)
 
     run.close = lambda: state.pop("engine").close() if state else None  # type: ignore[attr-defined]
@@ -418,6 +420,8 @@ def parse_args(argv: list[str] | None = None) -> Any:
     p.add_argument("--new-tokens", type=int, default=80)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--kv-cache", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="the engine's KV cache dtype (RELAY_KV_CACHE)")  # fmt: skip
     p.add_argument("--only", default="naive,hf_batched,ct2,engine",
                    help="substrings of the contenders to run (e.g. engine_int8,ct2)")  # fmt: skip
     args = p.parse_args(argv)
@@ -438,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, fig in report.items():
         print_table(name, fig)
     print(f"\n{time.perf_counter() - started:.0f} s, "
-          f"{args.threads} threads, quick={args.quick}")  # fmt: skip
+          f"{args.threads} threads, quick={args.quick}, kv_cache={args.kv_cache}")  # fmt: skip
     print(json.dumps(report))
 
 

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 from app.generation.engine.adapter import EngineGenerator, build_generator, engine_for
 from app.generation.generator import Generator
@@ -74,6 +75,11 @@ def test_config_selects_engine_and_precision(registry):
         build_generator({"RELAY_PRECISION": "fp8"}, registry)
     with pytest.raises(ValueError):
         build_generator({"RELAY_ENGINE": "turbo"}, registry)
+    with pytest.raises(ValueError, match="RELAY_KV_CACHE"):
+        build_generator({"RELAY_KV_CACHE": "int4"}, registry)
+    bf16_kv = build_generator({"RELAY_PRECISION": "fp32", "RELAY_KV_CACHE": "bf16"}, registry)
+    assert bf16_kv.generate("tiny", "Once upon a time", GREEDY)
+    assert engine_for(registry.get("tiny"), "fp32", 16, "bf16").cache.k.dtype == torch.bfloat16
     text = chosen.generate("tiny", "Once upon a time", GREEDY)
     assert isinstance(text, str)
 

@@ -65,9 +65,17 @@ def test_greedy_row_is_argmax_after_penalties():
     assert tokens[0] == 2  # 3.0 / 1.2 = 2.5 < 2.9
 
 
-@pytest.mark.parametrize("precision,bound", [("int8", 0.01), ("bf16", 0.01)])
-def test_quantised_perplexity_stays_within_bound(tiny_model_dir: Path, precision, bound):
-    """Does the int8/bf16 path keep perplexity on a fixed text within 1% of fp32?"""
+@pytest.mark.parametrize(
+    "precision,kv_cache,bound",
+    [
+        ("int8", "fp32", 0.01),
+        ("int8", "bf16", 0.01),
+        ("bf16", "auto", 0.01),
+        ("fp32", "bf16", 0.01),
+    ],
+)
+def test_quantised_perplexity_stays_within_bound(tiny_model_dir: Path, precision, kv_cache, bound):
+    """Does the int8/bf16 path (and a bf16 KV cache) keep perplexity within 1% of fp32?"""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from app.generation.engine.model import GPT2Engine
@@ -83,5 +91,12 @@ def test_quantised_perplexity_stays_within_bound(tiny_model_dir: Path, precision
         hf_logits = model(torch.tensor([ids[:100]])).logits[0]
         ours = fp32.logits(torch.tensor([ids[:100]]))[0]
     assert torch.allclose(hf_logits, ours, atol=1e-4)
-    quantised = perplexity(convert(fp32, precision), ids, window=128, stride=64)
+    converted = convert(fp32, precision, kv_cache=kv_cache)
+    if kv_cache != "auto":
+        wanted = torch.float32 if kv_cache == "fp32" else torch.bfloat16
+        assert converted.cache_dtype == wanted
+    assert fp32.kv_dtype is None  # converting never changes the caller's engine
+    quantised = perplexity(converted, ids, window=128, stride=64)
+    if kv_cache == "bf16":
+        assert quantised != reference  # attention really ran on bf16 keys and values
     assert abs(quantised / reference - 1) <= bound, (precision, reference, quantised)

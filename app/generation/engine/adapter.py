@@ -22,7 +22,7 @@ from typing import Any
 
 from app.generation.engine.batch import Engine, EngineResult, Request
 from app.generation.engine.model import UnsupportedModel
-from app.generation.engine.quant import PRECISIONS
+from app.generation.engine.quant import KV_CACHES, PRECISIONS
 from app.generation.generator import (
     DeltaCallback,
     Generation,
@@ -36,22 +36,26 @@ from app.generation.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
 
-_ENGINES: dict[tuple[str, str, str], Engine | None] = {}
+_ENGINES: dict[tuple[str, str, str, str], Engine | None] = {}
 _GUARD = threading.Lock()
 POLL_SECONDS = 0.02
 _REASONS = {"eos": "eos", "stop": "eos", "length": "length", "cancelled": "stopped"}
 
 
-def engine_for(loaded: LoadedModel, precision: str = "fp32", max_batch: int = 16) -> Engine | None:
+def engine_for(
+    loaded: LoadedModel, precision: str = "fp32", max_batch: int = 16, kv_cache: str = "auto"
+) -> Engine | None:
     """The process's engine for this model and precision (built once); None if unsupported."""
     precision = effective_precision(precision, loaded.device)
-    key = (loaded.source, loaded.device, precision)
+    key = (loaded.source, loaded.device, precision, kv_cache)
     if key in _ENGINES:
         return _ENGINES[key]
     with _GUARD:
         if key not in _ENGINES:
             try:
-                _ENGINES[key] = Engine(loaded.model, loaded.tokenizer, precision, max_batch)
+                _ENGINES[key] = Engine(
+                    loaded.model, loaded.tokenizer, precision, max_batch, kv_cache=kv_cache
+                )
                 log.info("batched engine for %s (%s, %s)", loaded.key, precision, loaded.device)
             except UnsupportedModel as exc:
                 log.warning("model %s: batched engine unavailable (%s); using HF", loaded.key, exc)
@@ -70,11 +74,16 @@ class EngineGenerator(Generator):
     """Generator interface backed by the continuous-batching engine (HF for other models)."""
 
     def __init__(
-        self, registry: ModelRegistry, precision: str = "fp32", max_batch: int = 16
+        self,
+        registry: ModelRegistry,
+        precision: str = "fp32",
+        max_batch: int = 16,
+        kv_cache: str = "auto",
     ) -> None:
         super().__init__(registry)
         self.precision = precision
         self.max_batch = max_batch
+        self.kv_cache = kv_cache
 
     def run(
         self,
@@ -87,7 +96,7 @@ class EngineGenerator(Generator):
     ) -> Generation:
         """Like generate(), with the generated ids and why it stopped (eos|length|stopped)."""
         loaded = self.registry.get(model_key)
-        engine = engine_for(loaded, self.precision, self.max_batch)
+        engine = engine_for(loaded, self.precision, self.max_batch, self.kv_cache)
         if engine is None:
             return super().run(model_key, prompt, params, on_delta, should_stop)
         ids = _input_ids(loaded, prompt)[0].tolist()
@@ -149,5 +158,8 @@ def build_generator(config: Any, registry: ModelRegistry) -> Any:
         raise ValueError(
             f"RELAY_PRECISION must be one of {', '.join(PRECISIONS)}, not {precision!r}"
         )
+    kv_cache = str(config.get("RELAY_KV_CACHE") or "auto").lower()
+    if kv_cache not in KV_CACHES:
+        raise ValueError(f"RELAY_KV_CACHE must be one of {', '.join(KV_CACHES)}, not {kv_cache!r}")
     max_batch = int(config.get("RELAY_MAX_BATCH") or 16)
-    return EngineGenerator(registry, precision=precision, max_batch=max_batch)
+    return EngineGenerator(registry, precision, max_batch, kv_cache)

@@ -112,9 +112,11 @@ class Engine:
         prefill_tokens: int = 1024,
         start: bool = True,
         prefix_entries: int = 8,
+        kv_cache: str = "auto",
     ) -> None:
         self.tokenizer = tokenizer
         self.precision = precision
+        self.kv_cache = kv_cache
         self.max_batch = max_batch
         self.prefill_tokens = prefill_tokens
         eos = getattr(hf_model.generation_config, "eos_token_id", None)
@@ -136,7 +138,7 @@ class Engine:
 
     def _build(self, hf_model: Any) -> None:
         """The weights in this precision, the KV cache and the id history."""
-        self.net = convert(GPT2Engine(hf_model), precision=self.precision)
+        self.net = convert(GPT2Engine(hf_model), self.precision, kv_cache=self.kv_cache)
         self.n_positions = self.net.n_positions
         with torch.inference_mode():
             self.cache: KVCache = self.net.new_cache(self.max_batch)

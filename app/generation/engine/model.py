@@ -66,6 +66,7 @@ class GPT2Engine(nn.Module):
         head = hf_model.get_output_embeddings()
         self.lm_head = nn.Linear(self.n_embd, self.vocab_size, bias=False)
         self.lm_head.weight = nn.Parameter(head.weight.detach().clone(), requires_grad=False)
+        self.kv_dtype: torch.dtype | None = None  # None: the weights' dtype (see quant.py)
         self.eval()
 
     @property
@@ -76,6 +77,11 @@ class GPT2Engine(nn.Module):
     def device(self) -> torch.device:
         return self.wte.device
 
+    @property
+    def cache_dtype(self) -> torch.dtype:
+        """The KV cache's dtype; attention runs in it (queries are cast to it)."""
+        return self.kv_dtype or self.dtype
+
     def new_cache(self, slots: int, max_len: int | None = None) -> KVCache:
         return KVCache(
             len(self.blocks),
@@ -83,7 +89,7 @@ class GPT2Engine(nn.Module):
             self.n_head,
             max_len or self.n_positions,
             self.n_embd // self.n_head,
-            self.dtype,
+            self.cache_dtype,
             self.device,
         )
 
@@ -98,15 +104,15 @@ class GPT2Engine(nn.Module):
             mask = torch.arange(start + T, device=ids.device)[None, :] <= q_pos  # (T, start+T)
         for layer, block in enumerate(self.blocks):
             q, k, v = self._qkv(block, x)  # each (1, H, T, D)
-            cache.k[layer, slot, :, start : start + T] = k[0]
+            cache.k[layer, slot, :, start : start + T] = k[0]  # in the cache's dtype
             cache.v[layer, slot, :, start : start + T] = v[0]
             if start:
                 keys = cache.k[layer, slot : slot + 1, :, : start + T]  # (1, H, start+T, D)
                 values = cache.v[layer, slot : slot + 1, :, : start + T]
-                y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
-            else:
+                y = F.scaled_dot_product_attention(q.to(keys.dtype), keys, values, attn_mask=mask)
+            else:  # a fresh prompt attends in the weights' dtype (bf16 was slower here)
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (1, H, T, D)
-            x = self._finish_block(block, x, y)
+            x = self._finish_block(block, x, y.to(x.dtype))
         last = self.ln_f(x[:, -1])  # (1, C)
         return self.lm_head(last)[0].float()  # (V,)
 
@@ -127,14 +133,15 @@ class GPT2Engine(nn.Module):
         heads = torch.arange(H, device=tokens.device)
         # Row (b, h, positions[b]) of each layer's cache seen as (S * H * T_max, D).
         flat = ((rows[:, None] * H + heads[None, :]) * T_max + positions[:, None]).flatten()
+        kv = cache.k.dtype
         for layer, block in enumerate(self.blocks):
-            q, k, v = self._qkv(block, x)  # each (B, H, 1, D)
+            q, k, v = (t.to(kv) for t in self._qkv(block, x))  # each (B, H, 1, D)
             cache.k[layer].view(-1, k.shape[-1]).index_copy_(0, flat, k.reshape(B * H, -1))
             cache.v[layer].view(-1, v.shape[-1]).index_copy_(0, flat, v.reshape(B * H, -1))
             keys = cache.k[layer, :B, :, :t_max]  # (B, H, T, D) view
             values = cache.v[layer, :B, :, :t_max]
             y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, H, 1, D)
-            x = self._finish_block(block, x, y)
+            x = self._finish_block(block, x, y.to(x.dtype))
         return self.lm_head(self.ln_f(x[:, 0])).float()  # (B, V)
 
     def _qkv(self, block: Block, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -154,10 +161,10 @@ class GPT2Engine(nn.Module):
         """Logits (B, T, V) for whole sequences, no cache (perplexity checks)."""
         B, T = ids.shape
         x = self.wte[ids] + self.wpe[:T]  # (B, T, C)
-        for block in self.blocks:
-            q, k, v = self._qkv(block, x)
+        for block in self.blocks:  # attention in the cache's dtype, as decode runs it
+            q, k, v = (t.to(self.cache_dtype) for t in self._qkv(block, x))
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            x = self._finish_block(block, x, y)
+            x = self._finish_block(block, x, y.to(x.dtype))
         return self.lm_head(self.ln_f(x)).float()
 
 

@@ -10,6 +10,13 @@
   channel, activations quantised per call. The LM head is quantised too unless
   `quantize_head=False`; it is a third of GPT-2 small's weights.
 
+The KV cache (`kv_cache`): "auto" keeps it in the weights' dtype, except for int8
+on a CPU with native bf16 (AVX512-BF16 or AMX), where keys and values are kept
+in bf16 and attention runs in bf16: at 16 writers attention reads every
+sequence's cache at every step and is memory-bound, so half the bytes made it
+faster (bench/results-generation.txt). Elsewhere bf16 attention is emulated and
+slower, so "auto" leaves fp32 there.
+
 `perplexity()` is the quality check: a quantised path may only become the
 default when held-out perplexity stays within 1% of fp32 on the shipped model.
 """
@@ -24,12 +31,40 @@ import torch
 from torch import nn
 
 from app.generation.engine.model import GPT2Engine
+from app.workshop.model import cpu_has_native_bf16
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+KV_CACHES = ("auto", "fp32", "bf16")
 
 
-def convert(engine: GPT2Engine, precision: str, quantize_head: bool = True) -> GPT2Engine:
+def convert(
+    engine: GPT2Engine, precision: str, quantize_head: bool = True, kv_cache: str = "auto"
+) -> GPT2Engine:
     """A copy of `engine` in `precision` (fp32 returns the engine itself)."""
+    if kv_cache not in KV_CACHES:
+        raise ValueError(f"unknown KV cache {kv_cache!r}; choose one of {', '.join(KV_CACHES)}")
+    converted = _convert_weights(engine, precision, quantize_head)
+    kv_dtype = kv_cache_dtype(precision, converted.device, kv_cache)
+    if converted is engine and kv_dtype != engine.kv_dtype:
+        converted = copy.copy(engine)  # shares the weights; the caller's engine is unchanged
+    converted.kv_dtype = kv_dtype
+    return converted
+
+
+def kv_cache_dtype(
+    precision: str, device: torch.device, kv_cache: str = "auto"
+) -> torch.dtype | None:
+    """The KV cache's dtype for this precision; None means the weights' own dtype."""
+    if kv_cache == "fp32":
+        return torch.float32
+    if kv_cache == "bf16":
+        return torch.bfloat16
+    if precision == "int8" and device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def _convert_weights(engine: GPT2Engine, precision: str, quantize_head: bool) -> GPT2Engine:
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "fp32":
