@@ -129,17 +129,21 @@ class GPT2Engine(nn.Module):
         if B > 1 and bool((positions != t_max - 1).any()):
             keep = torch.arange(t_max, device=tokens.device)[None, :] <= positions[:, None]
             mask = keep[:, None, None, :]  # (B, 1, 1, T)
-        H, T_max = self.n_head, cache.max_len
+        H, S, T_max = self.n_head, cache.slots, cache.max_len
+        D = self.n_embd // H
+        # Row (j, b, h, positions[b]) of a layer's cache (j: 0 keys, 1 values) seen as
+        # (2 * S * H * T_max, D), listed in the order (b, j, h) of the qkv output's k and v.
+        j = torch.arange(2, device=tokens.device)
         heads = torch.arange(H, device=tokens.device)
-        # Row (b, h, positions[b]) of each layer's cache seen as (S * H * T_max, D).
-        flat = ((rows[:, None] * H + heads[None, :]) * T_max + positions[:, None]).flatten()
-        kv = cache.k.dtype
+        flat = ((j[None, :, None] * S + rows[:, None, None]) * H + heads[None, None, :]) * T_max
+        flat = (flat + positions[:, None, None]).flatten()  # (B * 2 * H,)
+        kv_dtype = cache.kv.dtype
         for layer, block in enumerate(self.blocks):
-            q, k, v = (t.to(kv) for t in self._qkv(block, x))  # each (B, H, 1, D)
-            cache.k[layer].view(-1, k.shape[-1]).index_copy_(0, flat, k.reshape(B * H, -1))
-            cache.v[layer].view(-1, v.shape[-1]).index_copy_(0, flat, v.reshape(B * H, -1))
-            keys = cache.k[layer, :B, :, :t_max]  # (B, H, T, D) view
-            values = cache.v[layer, :B, :, :t_max]
+            qkv = block.qkv(block.ln_1(x)).to(kv_dtype).view(B, 3, H, D)
+            cache.kv[layer].view(-1, D).index_copy_(0, flat, qkv[:, 1:].reshape(B * 2 * H, D))
+            keys = cache.kv[layer, 0, :B, :, :t_max]  # (B, H, T, D) view
+            values = cache.kv[layer, 1, :B, :, :t_max]
+            q = qkv[:, 0].unsqueeze(2)  # (B, H, 1, D)
             y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, H, 1, D)
             x = self._finish_block(block, x, y.to(x.dtype))
         return self.lm_head(self.ln_f(x[:, 0])).float()  # (B, V)
@@ -169,7 +173,8 @@ class GPT2Engine(nn.Module):
 
 
 class KVCache:
-    """Keys and values of every slot: k, v of shape (L, S, H, T_max, D)."""
+    """Keys and values of every slot: kv of shape (L, 2, S, H, T_max, D); k and v are its
+    halves (L, S, H, T_max, D). One tensor, so a decode step writes both with one copy."""
 
     def __init__(
         self,
@@ -181,25 +186,23 @@ class KVCache:
         dtype: torch.dtype,
         device: torch.device,
     ) -> None:
-        shape = (layers, slots, heads, max_len, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        shape = (layers, 2, slots, heads, max_len, head_dim)
+        self.kv = torch.zeros(shape, dtype=dtype, device=device)
+        self.k, self.v = self.kv[:, 0], self.kv[:, 1]
         self.slots = slots
         self.max_len = max_len
 
-    def save(self, slot: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Copies of the first `length` positions of a slot: (L, H, length, D) each."""
-        return self.k[:, slot, :, :length].clone(), self.v[:, slot, :, :length].clone()
+    def save(self, slot: int, length: int) -> torch.Tensor:
+        """A copy of the first `length` positions of a slot: (L, 2, H, length, D)."""
+        return self.kv[:, :, slot, :, :length].clone()
 
-    def load(self, slot: int, kv: tuple[torch.Tensor, torch.Tensor], length: int) -> None:
+    def load(self, slot: int, kv: torch.Tensor, length: int) -> None:
         """Put the first `length` positions of saved keys and values into a slot."""
-        self.k[:, slot, :, :length] = kv[0][:, :, :length]
-        self.v[:, slot, :, :length] = kv[1][:, :, :length]
+        self.kv[:, :, slot, :, :length] = kv[:, :, :, :length]
 
     def move(self, src: int, dst: int, length: int) -> None:
         """Copy the first `length` positions of slot src into slot dst (compaction)."""
-        self.k[:, dst, :, :length] = self.k[:, src, :, :length]
-        self.v[:, dst, :, :length] = self.v[:, src, :, :length]
+        self.kv[:, :, dst, :, :length] = self.kv[:, :, src, :, :length]
 
 
 def _check_supported(config: Any) -> None:

@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 import torch
 
-KV = tuple[torch.Tensor, torch.Tensor]  # (L, H, T, D) keys and values
+KV = torch.Tensor  # (L, 2, H, T, D): keys and values (KVCache.save)
 
 
 class PrefixCache:
