@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from app.workshop.model import use_bf16
 from app.workshop.model_card import card_text
 
 
@@ -65,7 +64,7 @@ def write_model_dir(out: Path, model, data, config, state, command: str = "") ->
             "parameters": sum(p.numel() for p in model.parameters()),
             "device": str(next(model.parameters()).device),
             "threads": torch.get_num_threads(),
-            "bf16": use_bf16(config, "cpu"),
+            "bf16": state.bf16,
             "steps": state.step,
             "tokens_seen": state.tokens,
             "train_minutes": round(state.elapsed / 60, 2),

@@ -41,6 +41,7 @@ class TrainState:
     tokens: int = 0
     best_val: float = math.inf
     history: list[dict] = field(default_factory=list)
+    bf16: bool = False  # trained under bf16 autocast (choose_bf16)
 
 
 @dataclass
@@ -143,6 +144,41 @@ def make_optimizer(model, config: TrainConfig):
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99))
 
 
+def choose_bf16(model, data: PreparedData, config: TrainConfig, device) -> bool:
+    """bf16 autocast or fp32 for this run.
+
+    `--bf16 auto` on a CPU with native bf16 times a forward and backward pass of one
+    batch each way and takes the faster. Native bf16 alone does not decide it: on one
+    AVX512-BF16 machine the English default trained 1.44x faster in bf16, on another
+    (AVX512-BF16, no AMX) 1.34x faster in fp32 (docs/workshop.md)."""
+    import torch
+
+    device = torch.device(device)
+    if config.bf16 != "auto" or not use_bf16(config, device.type):
+        return use_bf16(config, device.type)
+    x, y = sample_batch(data, config.batch_size, torch.Generator().manual_seed(0))
+    with torch.random.fork_rng(devices=[]):  # dropout here must not shift the run's RNG
+        seconds = {bf16: _pass_seconds(model, x.to(device), y.to(device), bf16) for bf16 in (0, 1)}
+    model.zero_grad(set_to_none=True)
+    return seconds[1] < seconds[0]
+
+
+def _pass_seconds(model, x, y, bf16: int, repeats: int = 2) -> float:
+    """Best time of `repeats` forward+backward passes (after one warm-up)."""
+    import torch
+    import torch.nn.functional as F
+
+    best = math.inf
+    for i in range(repeats + 1):
+        started = time.perf_counter()
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+            logits = model(input_ids=x).logits  # (B, T, V)
+        F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)).backward()
+        if i:
+            best = min(best, time.perf_counter() - started)
+    return best
+
+
 def validate(model, data: PreparedData, config: TrainConfig) -> float:
     """Mean validation loss (nats/token) on the fixed periodic subset."""
     subset = periodic_windows(data.val_windows, config.eval_windows)
@@ -152,7 +188,11 @@ def validate(model, data: PreparedData, config: TrainConfig) -> float:
 def run_loop(model, optimizer, data, config, state, generator, on_step=None) -> TrainState:
     """Train until the budget is spent, validating and checkpointing every eval_every steps."""
     device = next(model.parameters()).device
-    bf16 = use_bf16(config, device.type)
+    model.train()
+    if not (state.step and config.bf16 == "auto"):  # a resumed run keeps its first choice
+        state.bf16 = choose_bf16(model, data, config, device)
+    bf16 = state.bf16
+    tqdm.write(f"bf16 autocast: {'on' if bf16 else 'off'} (--bf16 {config.bf16})")
     bar = tqdm(total=config.max_steps or None, initial=state.step, mininterval=5, unit="step")
     started, base_elapsed, running = time.time(), state.elapsed, None
     model.train()

@@ -69,4 +69,5 @@ def tiny_config(corpus: Path, tmp_path: Path) -> TrainConfig:
         eval_every=8,
         eval_windows=8,
         threads=1,
+        bf16="off",  # "auto" may time its way to either; a clean and a resumed run must agree
     )

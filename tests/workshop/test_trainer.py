@@ -64,3 +64,37 @@ def test_kill_and_resume_reaches_same_step(tiny_config, tmp_path):
 
     a, b = load_file(clean / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_auto_bf16_times_both_and_leaves_the_run_untouched(tiny_config, monkeypatch):
+    """Does --bf16 auto on a native-bf16 CPU pick the faster of two timed passes without
+    touching weights, gradients or the RNG stream, and do on/off force the choice?"""
+    from app.workshop import trainer
+    from app.workshop.data import load_corpus
+    from app.workshop.model import build_model
+
+    config = replace(tiny_config, bf16="auto")
+    split = load_corpus(Path(config.corpus))
+    tokenizer = trainer.prepare_tokenizer(config, split, resume=False)
+    model = build_model(config, tokenizer)
+    data = trainer.prepare_data(config, tokenizer, split, config.context)
+    before = [p.detach().clone() for p in model.parameters()]
+    monkeypatch.setattr(trainer, "use_bf16", lambda cfg, device: cfg.bf16 != "off")
+    timed: dict[int, float] = {}
+    real = trainer._pass_seconds
+
+    def record(model, x, y, bf16):
+        timed[bf16] = real(model, x, y, bf16)
+        return timed[bf16]
+
+    monkeypatch.setattr(trainer, "_pass_seconds", record)
+    rng = torch.random.get_rng_state()
+    chosen = trainer.choose_bf16(model, data, config, torch.device("cpu"))
+    assert set(timed) == {0, 1} and chosen == (timed[1] < timed[0])
+    assert torch.equal(rng, torch.random.get_rng_state())
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert all(p.grad is None for p in model.parameters())
+    timed.clear()
+    for forced, expected in (("on", True), ("off", False)):
+        assert trainer.choose_bf16(model, data, replace(config, bf16=forced), "cpu") is expected
+    assert not timed  # forced choices are not timed
