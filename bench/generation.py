@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.generation.engine.batch import Engine, Request  # noqa: E402
+from app.generation.engine.quant import KV_CACHES  # noqa: E402
 from app.generation.sampling import SamplingParams  # noqa: E402
 
 CONTENDERS = (
@@ -420,7 +421,7 @@ def parse_args(argv: list[str] | None = None) -> Any:
     p.add_argument("--new-tokens", type=int, default=80)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--kv-cache", default="auto", choices=("auto", "fp32", "bf16"),
+    p.add_argument("--kv-cache", default="auto", choices=KV_CACHES,
                    help="the engine's KV cache dtype (RELAY_KV_CACHE)")  # fmt: skip
     p.add_argument("--only", default="naive,hf_batched,ct2,engine",
                    help="substrings of the contenders to run (e.g. engine_int8,ct2)")  # fmt: skip

@@ -154,8 +154,9 @@ def choose_bf16(model, data: PreparedData, config: TrainConfig, device) -> bool:
     import torch
 
     device = torch.device(device)
-    if config.bf16 != "auto" or not use_bf16(config, device.type):
-        return use_bf16(config, device.type)
+    wanted = use_bf16(config, device.type)
+    if config.bf16 != "auto" or not wanted:
+        return wanted
     x, y = sample_batch(data, config.batch_size, torch.Generator().manual_seed(0))
     with torch.random.fork_rng(devices=[]):  # dropout here must not shift the run's RNG
         seconds = {bf16: _pass_seconds(model, x.to(device), y.to(device), bf16) for bf16 in (0, 1)}
@@ -195,7 +196,6 @@ def run_loop(model, optimizer, data, config, state, generator, on_step=None) -> 
     tqdm.write(f"bf16 autocast: {'on' if bf16 else 'off'} (--bf16 {config.bf16})")
     bar = tqdm(total=config.max_steps or None, initial=state.step, mininterval=5, unit="step")
     started, base_elapsed, running = time.time(), state.elapsed, None
-    model.train()
     while budget_progress(config, state) < 1.0:
         x, y = sample_batch(data, config.batch_size, generator)
         lr = lr_at(config, state.step, budget_progress(config, state))
