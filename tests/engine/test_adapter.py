@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -49,20 +50,40 @@ def test_concurrent_jobs_share_the_engine(registry):
     assert [together[i] for i in range(len(prompts))] == alone
 
 
-def test_should_stop_cancels_the_request(registry):
-    """When the runner says stop, does the job end as "stopped" and free its slot?"""
+def test_should_stop_cancels_the_request(registry, monkeypatch):
+    """When the runner says stop, does the job end as "stopped" and free its slot?
+
+    The engine's (real) step is held until the request is withdrawn, so a fast machine
+    cannot finish the whole budget before the runner's first poll.
+    """
     generator = EngineGenerator(registry)
-    long = SamplingParams(temperature=0, max_new_tokens=60)
-    calls = {"n": 0}
+    engine = engine_for(registry.get("tiny"))
+    real_step = engine.step
+
+    def step_once_withdrawn() -> int:
+        deadline = time.monotonic() + 30
+        while not any(h.cancelled for h in list(engine._waiting)) and engine._waiting:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
+        return real_step()
+
+    monkeypatch.setattr(engine, "step", step_once_withdrawn)
+    polls = {"n": 0}
 
     def should_stop() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 1
+        polls["n"] += 1
+        return True
 
+    long = SamplingParams(temperature=0, max_new_tokens=60)
     result = generator.run("tiny", "Once upon a time", long, should_stop=should_stop)
     assert result.stop_reason == "stopped"
+    assert polls["n"] == 1
     assert len(result.token_ids) < 60
-    assert engine_for(registry.get("tiny")).load == 0
+    assert engine.load == 0
+    monkeypatch.undo()
+    after = generator.run("tiny", "Once upon a time", long)  # the engine serves on
+    assert after.stop_reason in ("eos", "length") and after.token_ids
 
 
 def test_config_selects_engine_and_precision(registry):
