@@ -155,9 +155,14 @@ def echo_json(data: dict) -> None:
     "--report-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Where eval.json/eval.png go (default: the model folder).",
+    help="Where eval.json/eval.png go (default: the model folder, unless --no-update-card).",
 )
-@click.option("--update-card/--no-update-card", default=True, show_default=True)
+@click.option(
+    "--update-card/--no-update-card",
+    default=True,
+    show_default=True,
+    help="--no-update-card leaves the model folder untouched (no card, eval.json or eval.png).",
+)
 @click.option("--threads", default=0, help="torch threads (0 = torch default).")
 @click.option("--seed", default=0, show_default=True)
 @friendly_errors
@@ -182,7 +187,8 @@ def eval_command(
     if threads:
         torch.set_num_threads(threads)
     local = Path(model_dir).is_dir()
-    report_dir = report_dir or (Path(model_dir) if local else None)
+    if report_dir is None and local and update_card:
+        report_dir = Path(model_dir)
     results = run_eval(model_dir, corpus, baselines, lstm_minutes, n_samples, None, seed)
     results["command"] = command_line(click.get_current_context())
     click.echo(format_table(results))

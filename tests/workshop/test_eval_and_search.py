@@ -40,6 +40,22 @@ def test_eval_with_baselines_updates_card(tiny_config, corpus):
     assert "| model |" in card and "flask model eval --model" in card
 
 
+def test_eval_without_card_update_leaves_the_model_folder_alone(tiny_config, corpus, tmp_path):
+    """Does --no-update-card write nothing into the model folder, and the report where asked?"""
+    out = train(tiny_config)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    common = ["eval", "--model", str(out), "--corpus", str(corpus), "--samples", "1"]
+    result = CliRunner().invoke(model_cli, [*common, "--no-update-card", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "bits/char" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    report = tmp_path / "report"
+    args = [*common, "--no-update-card", "--report-dir", str(report)]
+    assert CliRunner().invoke(model_cli, args).exit_code == 0
+    assert json.loads((report / "eval.json").read_text())["rows"][0]["name"] == "model"
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
 def test_sample_command(tiny_config):
     """Does `model sample` continue a prompt with the default settings?"""
     out = train(tiny_config)
