@@ -100,3 +100,32 @@ def test_quantised_perplexity_stays_within_bound(tiny_model_dir: Path, precision
     if kv_cache == "bf16":
         assert quantised != reference  # attention really ran on bf16 keys and values
     assert abs(quantised / reference - 1) <= bound, (precision, reference, quantised)
+
+
+@pytest.mark.parametrize("kv_cache", ["fp32", "bf16"])
+def test_decode_step_matches_whole_sequence_logits(tiny_model_dir: Path, kv_cache):
+    """Do cached decode steps of rows at different positions give logits() of each sequence
+    (the path the perplexity bound measures), for the fp32 and the bf16 cache?"""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from app.generation.engine.model import GPT2Engine
+    from app.generation.engine.quant import convert
+    from tests.conftest import TINY_TEXT
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    net = convert(GPT2Engine(model), "fp32", kv_cache=kv_cache)
+    ids = tokenizer.encode(TINY_TEXT[:800])
+    lengths = [40, 23, 31]  # rows at different positions: the decode mask is in play
+    cache = net.new_cache(slots=4)
+    for slot, n in enumerate(lengths):
+        net.prefill(torch.tensor(ids[slot : slot + n]), cache, slot)
+    for step in range(3):
+        tokens = torch.tensor([ids[slot + n + step] for slot, n in enumerate(lengths)])
+        positions = torch.tensor([n + step for n in lengths])
+        got = net.decode(tokens, positions, cache)  # (B, V)
+    for slot, n in enumerate(lengths):
+        whole = net.logits(torch.tensor([ids[slot : slot + n + 3]]))[0, -1]
+        tolerance = 1e-5 if kv_cache == "fp32" else 1e-3 * whole.abs().max().item()
+        assert (got[slot] - whole).abs().max().item() <= tolerance
+        assert got[slot].argmax() == whole.argmax()
