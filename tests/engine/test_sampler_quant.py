@@ -129,3 +129,30 @@ def test_decode_step_matches_whole_sequence_logits(tiny_model_dir: Path, kv_cach
         tolerance = 1e-5 if kv_cache == "fp32" else 1e-3 * whole.abs().max().item()
         assert (got[slot] - whole).abs().max().item() <= tolerance
         assert got[slot].argmax() == whole.argmax()
+
+
+def test_auto_kv_cache_follows_the_timed_attention(monkeypatch):
+    """Does "auto" keep a bf16 cache only for int8 on a native-bf16 CPU where bf16
+    attention timed faster, and leave the global RNG alone while timing?"""
+    from app.generation.engine import quant
+
+    cpu = torch.device("cpu")
+    torch.manual_seed(7)
+    expected = torch.rand(1)
+    torch.manual_seed(7)
+    assert quant._attention_seconds(torch.bfloat16, 2, 8, rows=2, length=16) > 0
+    assert torch.equal(torch.rand(1), expected)
+    monkeypatch.setattr(quant, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(quant, "_FASTER_BF16", {(12, 64): True, (4, 64): False})
+    assert quant.kv_cache_dtype("int8", cpu, "auto", (12, 64)) == torch.bfloat16
+    assert quant.kv_cache_dtype("int8", cpu, "auto", (4, 64)) is None  # bf16 timed slower
+    assert quant.kv_cache_dtype("fp32", cpu, "auto", (12, 64)) is None
+    assert quant.kv_cache_dtype("int8", cpu, "fp32", (12, 64)) == torch.float32
+    assert quant.kv_cache_dtype("int8", cpu, "bf16", (4, 64)) == torch.bfloat16
+    monkeypatch.setattr(quant, "cpu_has_native_bf16", lambda: False)
+    assert quant.kv_cache_dtype("int8", cpu, "auto", (12, 64)) is None
+    quant._FASTER_BF16.clear()
+    monkeypatch.setattr(quant, "cpu_has_native_bf16", lambda: True)
+    chosen = quant.kv_cache_dtype("int8", cpu, "auto", (2, 8))  # really timed
+    assert (2, 8) in quant._FASTER_BF16
+    assert chosen == (torch.bfloat16 if quant._FASTER_BF16[(2, 8)] else None)

@@ -11,11 +11,12 @@
   `quantize_head=False`; it is a third of GPT-2 small's weights.
 
 The KV cache (`kv_cache`): "auto" keeps it in the weights' dtype, except for int8
-on a CPU with native bf16 (AVX512-BF16 or AMX), where keys and values are kept
-in bf16 and attention runs in bf16: at 16 writers attention reads every
-sequence's cache at every step and is memory-bound, so half the bytes made it
-faster (bench/results-generation.txt). Elsewhere bf16 attention is emulated and
-slower, so "auto" leaves fp32 there.
+on a CPU with native bf16 (AVX512-BF16 or AMX), where it times one decode step's
+attention (16 writers) with fp32 and with bf16 keys and values and keeps the
+faster. At 16 writers attention reads every sequence's cache at every step;
+half the bytes made it 1.26x faster on one AVX512-BF16 host, while on another
+(an AMD EPYC with AVX512-BF16) PyTorch's bf16 kernel was 1.5x slower than fp32
+(bench/kv_cache_ab.py, bench/results-generation.txt). So auto measures.
 
 `perplexity()` is the quality check: a quantised path may only become the
 default when held-out perplexity stays within 1% of fp32 on the shipped model.
@@ -25,9 +26,11 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from app.generation.engine.model import GPT2Engine
@@ -44,7 +47,8 @@ def convert(
     if kv_cache not in KV_CACHES:
         raise ValueError(f"unknown KV cache {kv_cache!r}; choose one of {', '.join(KV_CACHES)}")
     converted = _convert_weights(engine, precision, quantize_head)
-    kv_dtype = kv_cache_dtype(precision, converted.device, kv_cache)
+    head_dim = engine.n_embd // engine.n_head
+    kv_dtype = kv_cache_dtype(precision, converted.device, kv_cache, (engine.n_head, head_dim))
     if converted is engine and kv_dtype != engine.kv_dtype:
         converted = copy.copy(engine)  # shares the weights; the caller's engine is unchanged
     converted.kv_dtype = kv_dtype
@@ -52,16 +56,53 @@ def convert(
 
 
 def kv_cache_dtype(
-    precision: str, device: torch.device, kv_cache: str = "auto"
+    precision: str,
+    device: torch.device,
+    kv_cache: str = "auto",
+    heads: tuple[int, int] | None = None,
 ) -> torch.dtype | None:
-    """The KV cache's dtype for this precision; None means the weights' own dtype."""
+    """The KV cache's dtype for this precision; None means the weights' own dtype.
+    `heads` is (number of heads, head size), what "auto" times attention with."""
     if kv_cache == "fp32":
         return torch.float32
     if kv_cache == "bf16":
         return torch.bfloat16
-    if precision == "int8" and device.type == "cpu" and cpu_has_native_bf16():
+    native = precision == "int8" and device.type == "cpu" and cpu_has_native_bf16()
+    if native and heads is not None and bf16_attention_is_faster(*heads):
         return torch.bfloat16
     return None
+
+
+_FASTER_BF16: dict[tuple[int, int], bool] = {}
+
+
+def bf16_attention_is_faster(n_head: int, head_dim: int) -> bool:
+    """Whether a decode step's attention (16 rows, 320 cached positions) runs faster on
+    bf16 keys and values than on fp32 ones on this machine; timed once per process."""
+    key = (n_head, head_dim)
+    if key not in _FASTER_BF16:
+        fp32 = _attention_seconds(torch.float32, n_head, head_dim)
+        bf16 = _attention_seconds(torch.bfloat16, n_head, head_dim)
+        _FASTER_BF16[key] = bf16 < fp32
+    return _FASTER_BF16[key]
+
+
+def _attention_seconds(
+    dtype: torch.dtype, n_head: int, head_dim: int, rows: int = 16, length: int = 320
+) -> float:
+    """Best of five timed calls of one-query attention over views of a cache, as decode runs it."""
+    gen = torch.Generator().manual_seed(0)  # the global RNG is left alone
+    cache = torch.randn(2, rows, n_head, length + 64, head_dim, generator=gen).to(dtype)
+    keys, values = cache[0, :, :, :length], cache[1, :, :, :length]
+    query = torch.randn(rows, n_head, 1, head_dim, generator=gen).to(dtype)
+    best = math.inf
+    with torch.inference_mode():
+        for i in range(7):  # two warm-up calls
+            started = time.perf_counter()
+            F.scaled_dot_product_attention(query, keys, values)
+            if i >= 2:
+                best = min(best, time.perf_counter() - started)
+    return best
 
 
 def _convert_weights(engine: GPT2Engine, precision: str, quantize_head: bool) -> GPT2Engine:
