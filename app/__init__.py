@@ -18,6 +18,9 @@ def create_app(config: Any = None) -> Flask:
         instance_path=str(ROOT / "instance"),
     )
     app.config.from_object(config if config is not None else Config())
+    from app.inputs import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # ids past 2**63 - 1 are a 404, not a 500
     app.instance_path and _ensure_instance(app)
 
     from app.extensions import csrf, db, limiter, login_manager, migrate

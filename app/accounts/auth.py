@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Request, g, request
+from flask import Flask, Request, g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import update
 
@@ -32,6 +32,10 @@ def init_auth(app: Flask) -> None:
 
 
 def load_session_user(user_id: str) -> User | None:
+    """The session's user; a request that carries a bearer token is that token's alone
+    (a bad token is a 401, never a fall-back to the browser session and its CSRF rules)."""
+    if has_request_context() and bearer_token(request) is not None:
+        return load_token_user(request)
     try:
         raw_id, version = user_id.split(":", 1)
         user = db.session.get(User, int(raw_id))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sqlalchemy import func
+
 from app.accounts.models import ApiToken, User
 from app.errors import Conflict, Invalid, Unauthorized
 from app.extensions import db
@@ -21,7 +23,8 @@ def register_user(username: Any, password: Any) -> User:
         raise Invalid(
             f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters.", field="password"
         )
-    if db.session.scalars(db.select(User).where(User.username == username)).first():
+    taken = db.select(User).where(func.lower(User.username) == username.lower())
+    if db.session.scalars(taken).first():  # "Alice" and "alice" would be impersonation
         raise Conflict("That username is taken.", code="username_taken")
     user = User(username=username)
     user.set_password(password)

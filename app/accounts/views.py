@@ -7,8 +7,6 @@ are rate-limited with RATELIMIT_LOGIN.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -18,6 +16,7 @@ from app.accounts.forms import LoginForm, RegisterForm
 from app.accounts.service import authenticate, register_user
 from app.errors import RelayError
 from app.extensions import limiter
+from app.inputs import local_path
 from app.stories.views import security_headers
 
 bp = Blueprint("accounts", __name__)
@@ -85,12 +84,4 @@ def _field_error(form: FlaskForm, exc: RelayError) -> None:
 
 def _safe_next() -> str | None:
     """The ?next= target if it stays on this site (no open redirects)."""
-    target = request.args.get("next") or request.form.get("next")
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    if "\\" in target:
-        return None
-    return target
+    return local_path(request.args.get("next") or request.form.get("next"))

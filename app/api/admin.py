@@ -18,6 +18,7 @@ from flask_restx import Namespace, Resource, fields
 from app.accounts.auth import require_user, role_required
 from app.api import schemas
 from app.api.common import json_body, query_int
+from app.inputs import PAGE_MAX
 from app.moderation import lookup, queries, service
 from app.stories.serialize import story_dict, turn_dict
 
@@ -286,7 +287,7 @@ class AuditLog(Resource):
     @ns.response(200, "Entries, newest first (read-only)", AuditPage)
     def get(self):
         """Every moderation action: who, what, on what, when, why."""
-        page = query_int("page", 1, low=1)
+        page = query_int("page", 1, low=1, high=PAGE_MAX)
         per_page = query_int("per_page", 50, low=1, high=100)
         filters = {key: request.args.get(key) or None for key in ("actor", "action", "target_type")}
         entries, total = queries.audit_log(**filters, page=page, per_page=per_page)

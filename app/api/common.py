@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from app.accounts.auth import bearer_token, current_user_or_none
 from app.errors import BadRequest, Invalid
 from app.extensions import csrf, db
+from app.inputs import ID_MAX, decimal, surrogate_field
 from app.stories.models import Turn
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -30,11 +31,20 @@ def json_body(allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
     request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, whatever the content type
     if not request.is_json:
         raise BadRequest("Send a JSON object with Content-Type: application/json.", code="not_json")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested thousands deep
+        data = None
     if data is None:
         raise BadRequest("The body is not valid JSON.", code="malformed_json")
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.", code="not_an_object")
+    field = surrogate_field(data)
+    if field is not None:
+        raise Invalid(
+            f"{field} contains an unpaired UTF-16 surrogate (\\ud800-\\udfff); send Unicode text.",
+            field=field,
+        )
     if allowed is not None:
         for key in data:
             if key not in allowed:
@@ -42,18 +52,16 @@ def json_body(allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
     return data
 
 
-def query_int(name: str, default: int, low: int, high: int | None = None) -> int:
-    """An integer query argument within bounds, or 422 naming it."""
+def query_int(name: str, default: int, low: int, high: int = ID_MAX) -> int:
+    """An integer query argument (ASCII digits) within bounds, or 422 naming it."""
     raw = request.args.get(name)
     if raw in (None, ""):
         return default
-    try:
-        number = int(raw)
-    except ValueError:
-        raise Invalid(f"{name} must be an integer.", field=name) from None
-    if number < low or (high is not None and number > high):
-        bound = f"between {low} and {high}" if high is not None else f"{low} or more"
-        raise Invalid(f"{name} must be {bound}.", field=name)
+    number = decimal(raw)
+    if number is None:
+        raise Invalid(f"{name} must be an integer.", field=name)
+    if not low <= number <= high:
+        raise Invalid(f"{name} must be between {low} and {high}.", field=name)
     return number
 
 

@@ -15,6 +15,7 @@ from app.api import schemas
 from app.api.common import PER_PAGE_DEFAULT, PER_PAGE_MAX, json_body, query_int, visible_turn_counts
 from app.errors import Invalid, Unavailable
 from app.extensions import db
+from app.inputs import PAGE_MAX
 from app.stories import relay
 from app.stories.models import STATUSES, Story
 from app.stories.serialize import story_dict
@@ -38,7 +39,7 @@ class StoryList(Resource):
     @ns.response(422, "Bad page or per_page", schemas.Error)
     def get(self):
         """List stories, paginated, with their visible turn counts and last activity."""
-        page = query_int("page", 1, low=1)
+        page = query_int("page", 1, low=1, high=PAGE_MAX)
         per_page = query_int("per_page", PER_PAGE_DEFAULT, low=1, high=PER_PAGE_MAX)
         result = db.paginate(
             select(Story).order_by(Story.updated_at.desc(), Story.id.desc()),

@@ -99,9 +99,12 @@ def validate_rule(language: object, kind: object, value: object) -> tuple[str, s
         raise Invalid(f"value must be 1-{RULE_MAX_CHARS} characters.", field="value")
     value = value.strip()
     try:
-        compile_rule(language, kind, value)
-    except re.error as exc:
+        rule = compile_rule(language, kind, value)
+    except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}: OverflowError
         raise Invalid(f"Not a valid regular expression: {exc}.", field="value") from None
+    if rule.search("") is not None:
+        raise Invalid("The pattern matches empty text, so it would refuse every paragraph.",
+                      field="value")  # fmt: skip
     return language, kind, value
 
 

@@ -15,10 +15,12 @@ from sqlalchemy import select
 from app.accounts.models import ROLES, User, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
+from app.generation.events import publish
 from app.moderation.filter import validate_rule
 from app.moderation.models import AuditEntry, FilterRule, Report
 from app.stories import relay
-from app.stories.models import Story, Turn
+from app.stories.models import PENDING_STATES, GenerationJob, Story, Turn
+from app.stories.serialize import job_dict
 
 REASON_MAX_CHARS = 500
 
@@ -116,8 +118,13 @@ def _set_turn_hidden(turn_id: int, actor: User, hidden: bool, reason: Any) -> Tu
     require_moderator(actor)
     reason = clean_reason(reason, required=hidden)  # hiding needs a reason, restoring may not
     action, report_status = ("turn.hide", "actioned") if hidden else ("turn.restore", "dismissed")
+    withdrawn: list[GenerationJob] = []
 
     def audit(story: Story, turn: Turn) -> None:
+        if hidden:
+            withdrawn.extend(_withdraw_answer(turn))
+        else:
+            _refuse_second_answer(turn)
         closed = _resolve_reports(turn.id, actor, report_status)
         record(
             actor,
@@ -130,7 +137,49 @@ def _set_turn_hidden(turn_id: int, actor: User, hidden: bool, reason: Any) -> Tu
             reports_closed=closed,
         )
 
-    return relay.set_hidden(turn_id, actor, hidden, reason, audit=audit)
+    try:
+        turn = relay.set_hidden(turn_id, actor, hidden, reason, audit=audit)
+    except Conflict:
+        db.session.rollback()  # refused inside the story's write transaction
+        raise
+    for job in withdrawn:
+        publish(job.story_id, "generation_failed", job=job_dict(job))
+    return turn
+
+
+def _withdraw_answer(turn: Turn) -> list[GenerationJob]:
+    """A hidden paragraph is not answered: its pending job fails, and the runner's text,
+    if it is still writing, is dropped when it tries to complete (complete_job)."""
+    jobs = db.session.scalars(
+        select(GenerationJob).where(
+            GenerationJob.reply_to_id == turn.id, GenerationJob.status.in_(PENDING_STATES)
+        )
+    ).all()
+    for job in jobs:
+        job.status, job.finished_at = "failed", utcnow()
+        job.error = "The paragraph was hidden by a moderator before the model answered it."
+    return list(jobs)
+
+
+def _refuse_second_answer(turn: Turn) -> None:
+    """One visible AI answer per paragraph: an answer replaced by a regenerated one stays hidden
+    while its replacement is visible."""
+    if turn.kind != "ai" or turn.reply_to_id is None:
+        return
+    other = db.session.scalars(
+        select(Turn.position).where(
+            Turn.reply_to_id == turn.reply_to_id,
+            Turn.kind == "ai",
+            Turn.id != turn.id,
+            Turn.hidden.is_(False),
+        )
+    ).first()
+    if other is not None:
+        raise Conflict(
+            f"The paragraph this answers already has a visible answer (turn at position "
+            f"{other}); hide that one first.",
+            code="already_answered",
+        )
 
 
 def dismiss_reports(turn_id: int, actor: User, reason: Any) -> int:

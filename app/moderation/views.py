@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response
 from app.errorpages import wants_json
 from app.errors import Forbidden, NotFound, RelayError, Unauthorized
 from app.extensions import db, login_manager
+from app.inputs import PAGE_MAX, arg_int, local_path
 from app.moderation import lookup, queries, service
 from app.moderation.forms import FilterRuleForm, ReportForm, RoleForm
 from app.stories.models import Turn
@@ -71,10 +72,7 @@ def guard() -> Response | None:
 
 def _back(default: str) -> Response:
     """Redirect to the form's `next` (a local path only), else to `default`."""
-    target = request.form.get("next", "")
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        target = default
-    return redirect(target)
+    return redirect(local_path(request.form.get("next")) or default)
 
 
 def _act(action: Callable[[], Any], done: str, default: str) -> Response:
@@ -222,7 +220,7 @@ def stats() -> str:
 def audit() -> str:
     """Every moderation action, newest first, filtered by actor, action and target type."""
     filters = {key: request.args.get(key, "").strip() for key in ("actor", "action", "target_type")}
-    page = max(1, request.args.get("page", 1, type=int))
+    page = arg_int("page", 1, low=1, high=PAGE_MAX)
     entries, total = queries.audit_log(
         **{k: v or None for k, v in filters.items()}, page=page, per_page=AUDIT_PER_PAGE
     )

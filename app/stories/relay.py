@@ -22,6 +22,7 @@ from app.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.extensions import db
 from app.generation.events import publish
 from app.generation.queue import get_job_queue
+from app.inputs import decimal
 from app.moderation.filter import check_text
 from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story, Turn
 from app.stories.serialize import job_dict, turn_dict
@@ -100,6 +101,9 @@ def update_story(story_id: int, actor: User, data: dict[str, Any]) -> Story:
     fields = story_fields(data, partial=True)
     story = lock_story(story_id)
     _require_manager(story, actor)
+    if fields.get("language", story.language) != story.language:
+        raise Invalid("A story's language cannot change after it starts: its model writes in it.",
+                      field="language")  # fmt: skip
     for key, value in fields.items():
         setattr(story, key, value)
     story.updated_at = utcnow()
@@ -334,12 +338,11 @@ def _participant(story: Story, user: User) -> Participant | None:
 
 
 def _expected_position(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str):
+        number = decimal(value) if len(value) < 20 else None
+    if number is None:
         raise Invalid("expected_position must be an integer.", field="expected_position")
-    try:
-        number = int(value)
-    except ValueError:
-        raise Invalid("expected_position must be an integer.", field="expected_position") from None
     if number < 0:
         raise Invalid("expected_position must be 0 or more.", field="expected_position")
     return number
@@ -355,8 +358,9 @@ def _check_position(story: Story, expected: int) -> None:
         missed = [
             turn_dict(t) for t in visible_turns(story, since=min(expected, story.last_position))
         ]
+        said = "moved on" if expected < story.last_position else "is not that long"
         raise Conflict(
-            f"The story moved on: it has {story.last_position} turns, you saw {expected}.",
+            f"The story {said}: it has {story.last_position} turns, you saw {expected}.",
             code="stale_position",
             last_position=story.last_position,
             missed=missed,

@@ -41,6 +41,14 @@ def clean_text(value: Any, field: str, max_chars: int, required: bool = True) ->
     return text
 
 
+def clean_title(value: Any, max_chars: int) -> str:
+    """A title is one line with something visible in it (not only zero-width characters)."""
+    title = " ".join(clean_text(value, "title", max_chars).split())
+    if not any(unicodedata.category(c)[0] not in "ZC" for c in title):
+        raise Invalid("title must have visible characters.", field="title")
+    return title
+
+
 def choice(value: Any, field: str, options: tuple[str, ...], default: str | None = None) -> str:
     if value in (None, "") and default is not None:
         return default
@@ -56,7 +64,7 @@ def bounded_int(value: Any, field: str, low: int, high: int, default: int) -> in
         raise Invalid(f"{field} must be an integer.", field=field)
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity, 1e400
         raise Invalid(f"{field} must be an integer.", field=field) from None
     if isinstance(value, float) and value != number:
         raise Invalid(f"{field} must be an integer.", field=field)
@@ -82,7 +90,7 @@ def story_fields(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     cfg = current_app.config
     out: dict[str, Any] = {}
     if not partial or "title" in data:
-        out["title"] = clean_text(data.get("title"), "title", cfg["TITLE_MAX_CHARS"])
+        out["title"] = clean_title(data.get("title"), cfg["TITLE_MAX_CHARS"])
     if not partial or "language" in data:
         out["language"] = choice(data.get("language"), "language", LANGUAGES)
     if not partial or "opening" in data:

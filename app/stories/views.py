@@ -31,6 +31,7 @@ from app.accounts.models import User
 from app.errorpages import wants_json
 from app.errors import Invalid, RelayError, Unauthorized, Unavailable
 from app.extensions import db, limiter, login_manager
+from app.inputs import PAGE_MAX, arg_int
 from app.stories import relay
 from app.stories.export import export_story
 from app.stories.forms import StoryForm, TurnForm
@@ -88,7 +89,7 @@ def _turn_limit() -> str:
 @bp.route("/")
 def index() -> str:
     """Stories, most recently active first, with their number of visible turns."""
-    page = request.args.get("page", 1, type=int)
+    page = arg_int("page", 1, low=1, high=PAGE_MAX)
     visible = (
         select(func.count(Turn.id))
         .where(Turn.story_id == Story.id, Turn.hidden.is_(False), Turn.held.is_(False))
@@ -115,8 +116,8 @@ def show(story_id: int) -> str:
 def turns_json(story_id: int) -> Response:
     """Turns for the page's script: ?before=N (earlier page) or ?since=N (catch up)."""
     story = relay.get_story(story_id)
-    before = request.args.get("before", type=int)
-    since = request.args.get("since", type=int)
+    before = arg_int("before", None)
+    since = arg_int("since", None)
     if since is not None:
         turns = relay.visible_turns(
             story, since=since, include_hidden=_sees_hidden(), viewer_id=_viewer_id()
@@ -255,7 +256,7 @@ def _turn_window(story: Story, before: int | None) -> tuple[list[Turn], bool]:
 
 
 def _render_story(story: Story, form: TurnForm | None = None) -> str:
-    before = request.args.get("before", type=int)
+    before = arg_int("before", None)
     turns, has_earlier = _turn_window(story, before)
     user = current_user_or_none()
     state = _story_state(story, user)

@@ -1,0 +1,81 @@
+"""Reading numbers, paths and text from requests without tripping the database or the codecs.
+
+Shared by the API and the browser views: ids in URLs stop at the largest value
+an INTEGER column holds on PostgreSQL (past it PostgreSQL answers "integer out
+of range", and past 2**63 SQLite raises OverflowError), query
+numbers are ASCII digits only (`int()` also takes "٣" and "²"-like digits that
+`str.isdigit()` lets through), redirect targets stay on this site, and JSON
+text with unpaired UTF-16 surrogates ("\\ud800", legal JSON but not Unicode
+text) is refused before it reaches a hash or a commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import request
+from werkzeug.routing import IntegerConverter
+
+ID_MAX = 2**31 - 1  # the largest INTEGER on PostgreSQL (ids and positions are INTEGER columns)
+PAGE_MAX = 1_000_000  # keeps the offset (page - 1) * per_page inside a 64-bit integer
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in routes: no match (404) past ID_MAX."""
+
+    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None,
+                 max: int | None = ID_MAX, signed: bool = False) -> None:  # fmt: skip
+        super().__init__(map, fixed_digits, min, max, signed)
+
+
+def decimal(raw: str | None) -> int | None:
+    """An optionally signed ASCII decimal integer, else None."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(text)
+
+
+def arg_int(name: str, default: int | None, low: int = 0, high: int = ID_MAX) -> int | None:
+    """A browser page's query number: anything unreadable gives `default`, the rest is
+    clamped into [low, high] (pages are forgiving; the API answers 422 instead)."""
+    number = decimal(request.args.get(name))
+    if number is None:
+        return default
+    return min(max(number, low), high)
+
+
+def local_path(target: str | None) -> str | None:
+    """`target` if it is a path on this site (no scheme, host, backslash or control
+    character that a browser or Werkzeug would strip into "//elsewhere"), else None."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def surrogate_field(data: Any, field: str | None = None) -> str | None:
+    """The top-level field of a parsed JSON value holding a lone surrogate, else None."""
+    if isinstance(data, str):
+        return field if any("\ud800" <= c <= "\udfff" for c in data) else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found = surrogate_field(key, field or str(key)) or surrogate_field(
+                value, field or str(key)
+            )
+            if found is not None:
+                return found
+    if isinstance(data, list):
+        for value in data:
+            found = surrogate_field(value, field)
+            if found is not None:
+                return found
+    return None
