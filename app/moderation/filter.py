@@ -2,16 +2,20 @@
 
 Words match case-insensitively; in English on word boundaries, in Korean as
 substrings (particles attach to words: 병신아, 병신이). Patterns are regular
-expressions. Rules live in the filter_rules table, editable by admins; the
-defaults below are seeded by the first migration (and by seed_default_rules).
+expressions, run by the `regex` package (re's syntax) with a time limit per
+search: an admin's pattern that backtracks catastrophically (e.g. "(a|aa)+$")
+is skipped and logged when it runs out of time, instead of stalling writers.
+Rules live in the filter_rules table, editable by admins; the defaults below
+are seeded by the first migration (and by seed_default_rules).
 """
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import regex as re
 from sqlalchemy import select
 
 from app.errors import Invalid
@@ -36,6 +40,9 @@ DEFAULT_RULES: list[tuple[str, str, str]] = [
 LANGUAGES = ("en", "ko", "*")
 KINDS = ("word", "pattern")
 RULE_MAX_CHARS = 200
+SEARCH_SECONDS = 0.05  # per rule and text; the default rules take microseconds
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ class FilterHit:
     matched: str
 
 
-def compile_rule(language: str, kind: str, value: str) -> re.Pattern[str]:
+def compile_rule(language: str, kind: str, value: str) -> re.Pattern:
     if kind == "pattern":
         return re.compile(value, re.IGNORECASE)
     escaped = re.escape(value)
@@ -71,12 +78,16 @@ def load_checker(language: str) -> Checker:
     for rule in rules:
         try:
             compiled.append((rule, compile_rule(rule.language, rule.kind, rule.value)))
-        except re.error:
+        except (re.error, OverflowError, RecursionError):
             continue  # validated on entry; a broken legacy rule must not break writing
 
     def check(text: str) -> FilterHit | None:
         for rule, pattern in compiled:
-            found = pattern.search(text)
+            try:
+                found = pattern.search(text, timeout=SEARCH_SECONDS)
+            except TimeoutError:
+                log.warning("filter rule %s (%r) ran out of time; skipped", rule.id, rule.value)
+                continue
             if found:
                 return FilterHit(rule.id, rule.kind, rule.value, found.group(0))
         return None
@@ -102,7 +113,7 @@ def validate_rule(language: object, kind: object, value: object) -> tuple[str, s
         rule = compile_rule(language, kind, value)
     except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}: OverflowError
         raise Invalid(f"Not a valid regular expression: {exc}.", field="value") from None
-    if rule.search("") is not None:
+    if rule.search("", timeout=SEARCH_SECONDS) is not None:
         raise Invalid("The pattern matches empty text, so it would refuse every paragraph.",
                       field="value")  # fmt: skip
     return language, kind, value

@@ -243,3 +243,23 @@ def test_last_event_id_with_non_ascii_digits_replays_nothing(app, factory):
         assert next(frames).startswith("retry:")
         assert '"type":"stream_open"' in next(frames)  # no replay: the id was not read
     frames.close()
+
+
+def test_a_catastrophic_filter_pattern_is_skipped_not_stalling(app, client, factory):
+    """Does a pattern that backtracks without end run out of its time and let the paragraph
+    through, while the other rules still apply?"""
+    admin = factory.headers(factory.user(role="admin"))
+    for value in ("(a|aa)+$", "forbidden"):
+        rule = {"language": "en", "kind": "pattern", "value": value}
+        assert client.post("/api/v1/admin/filters", json=rule, headers=admin).status_code == 201
+    owner = factory.user()
+    sid = factory.story(owner)
+    turn = {"text": "a" * 40 + "!", "expected_position": 0}
+    posted = client.post(f"/api/v1/stories/{sid}/turns", json=turn, headers=factory.headers(owner))
+    assert posted.status_code == 202
+    other = factory.story(owner)
+    turn = {"text": "This is forbidden.", "expected_position": 0}
+    refused = client.post(
+        f"/api/v1/stories/{other}/turns", json=turn, headers=factory.headers(owner)
+    )
+    assert refused.status_code == 422 and "forbidden" in refused.get_json()["error"]["message"]
