@@ -279,7 +279,7 @@ class AuditLog(Resource):
     @ns.doc(
         params={
             "actor": "Username of who acted",
-            "action": "e.g. turn.hide, story.lock, user.suspend, filter.add",
+            "action": "An action or a prefix: turn (every turn action), turn.hide, story.lock",
             "target_type": "turn, story, user or filter_rule",
             "page": "1, 2, ... (50 per page)",
         },

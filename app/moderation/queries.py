@@ -108,7 +108,7 @@ def audit_log(
     if actor:
         query = query.join(User, AuditEntry.actor_id == User.id).where(User.username == actor)
     if action:
-        query = query.where(AuditEntry.action == action)
+        query = query.where(AuditEntry.action.startswith(action, autoescape=True))  # "turn": all
     if target_type:
         query = query.where(AuditEntry.target_type == target_type)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))

@@ -384,6 +384,16 @@ def _check_not_pending(story: Story) -> None:
         )
 
 
+def may_write(story: Story, user: User) -> bool:
+    """Whether the turn order and the story's size let `user` write next (the page's button)."""
+    try:
+        _check_turn_order(story, user)
+        _check_room(story)
+    except Conflict:
+        return False
+    return True
+
+
 def _check_turn_order(story: Story, user: User) -> None:
     if story.policy == "round_robin":
         if _participant(story, user) is None:

@@ -295,7 +295,10 @@ def _story_state(story: Story, user: User | None) -> dict[str, Any]:
         "failed_job": job_dict(failed) if failed else None,
         "awaiting_review": awaiting,
         "hint": _whose_turn(story, user, pending is not None, awaiting),
-        "can_write": user is not None and story.status == "open" and not waiting,
+        "can_write": user is not None
+        and story.status == "open"
+        and not waiting
+        and relay.may_write(story, user),
         "regenerate_position": _regenerable(story, user, latest, pending, failed),
     }
 

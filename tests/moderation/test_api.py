@@ -156,6 +156,8 @@ def test_audit_log_filters_and_pages(app, client, factory, people):
     log = lambda query: client.get(f"/api/v1/admin/audit?{query}", headers=mod).get_json()  # noqa: E731
     assert [e["action"] for e in log("actor=mona")["entries"]] == ["story.lock"]
     assert [e["actor"] for e in log("action=user.suspend")["entries"]] == ["adele"]
+    assert [e["action"] for e in log("action=user")["entries"]] == ["user.suspend"]  # a prefix
+    assert log("action=user.sus%25")["total"] == 0  # LIKE wildcards are taken literally
     assert log("target_type=story")["total"] == 1
     assert log("")["total"] == 2
     assert log("per_page=1&page=2")["entries"][0]["action"] == "story.lock"

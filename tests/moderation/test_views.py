@@ -329,3 +329,38 @@ def test_stats_and_audit_pages(app, factory, people):
     mine = mod.get("/admin/audit?actor=mona").get_data(as_text=True)
     assert re.findall(r'data-action="([^"]+)"', mine) == ["story.lock"] and "cool down" in mine
     assert "<form" not in mine.split("Audit log</h1>")[1].split("</form>", 1)[1]
+
+
+def test_moderator_hides_and_restores_from_the_story_page(app, factory, people):
+    """Does a moderator get Hide (with a reason) on a visible turn and Restore on a hidden one,
+    right on the story page, and come back to that page?"""
+    sid = factory.story(people.writer)
+    tid = add_turn(app, sid, people.writer, "A quiet harbour.", answer="Boats slept.")
+    mod = signed_in(app, "mod")
+    page = mod.get(f"/stories/{sid}").get_data(as_text=True)
+    assert f'action="/admin/turns/{tid}/hide"' in page and 'name="reason"' in page
+    hidden = mod.post(
+        f"/admin/turns/{tid}/hide", data={"reason": "spam", "next": f"/stories/{sid}"}
+    )
+    assert hidden.status_code == 302 and hidden.location.endswith(f"/stories/{sid}")
+    assert turn_state(app, tid)["hidden"] is True
+    page = mod.get(f"/stories/{sid}").get_data(as_text=True)
+    assert f'action="/admin/turns/{tid}/restore"' in page
+    mod.post(f"/admin/turns/{tid}/restore", data={"next": f"/stories/{sid}"})
+    assert turn_state(app, tid)["hidden"] is False
+    writer = signed_in(app, "other").get(f"/stories/{sid}").get_data(as_text=True)
+    assert "/admin/turns/" not in writer  # writers get Report, not moderation tools
+
+
+def test_the_add_button_follows_the_turn_order(app, factory, people):
+    """Is "Add my paragraph" disabled for the writer of the last paragraph (open policy),
+    and enabled for someone else?"""
+    sid = factory.story(people.writer)
+    add_turn(app, sid, people.writer, "A quiet harbour.", answer="Boats slept.")
+    alice, bruno = signed_in(app, "writer"), signed_in(app, "other")
+    assert alice.get(f"/stories/{sid}/state.json").get_json()["can_write"] is False
+    assert bruno.get(f"/stories/{sid}/state.json").get_json()["can_write"] is True
+    button = re.search(
+        r'<button[^>]*id="turn-submit"[^>]*>', alice.get(f"/stories/{sid}").get_data(as_text=True)
+    )
+    assert button and "disabled" in button.group(0)

@@ -232,7 +232,8 @@ def test_regenerate_offered_to_the_writer_and_keeps_history(app, client, browser
     client.post("/stories/1/turns", data={"text": "Mine.", "expected_position": 0})
     _answer(app, 1, "First answer.")
     state = client.get("/stories/1/state.json").json
-    assert state["regenerate_position"] == 2 and state["can_write"] is True
+    # She wrote the last paragraph, so she may not add the next one (the relay rule).
+    assert state["regenerate_position"] == 2 and state["can_write"] is False
     page = client.get("/stories/1").get_data(as_text=True)
     assert 'action="/stories/1/turns/2/regenerate"' in page
     assert client.post("/stories/1/turns/2/regenerate").status_code == 302
