@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from app.accounts.forms import LoginForm, RegisterForm
 from app.accounts.service import authenticate, register_user
 from app.errors import RelayError
 from app.extensions import limiter
+from app.formerrors import attach_error
 from app.inputs import local_path
 from app.stories.views import security_headers
 
@@ -38,7 +38,7 @@ def register() -> Response | tuple[str, int] | str:
         try:
             user = register_user(form.username.data, form.password.data)
         except RelayError as exc:
-            _field_error(form, exc)
+            attach_error(form, exc)
             return render_template("accounts/register.html", form=form), exc.status
         login_user(user)
         flash(f"Welcome, {user.username}. Start a story or join one.", "success")
@@ -72,14 +72,6 @@ def logout() -> Response:
     logout_user()
     flash("You are signed out.", "success")
     return redirect(url_for("stories.index"))
-
-
-def _field_error(form: FlaskForm, exc: RelayError) -> None:
-    field = getattr(form, str(exc.details.get("field", "")), None)
-    if field is not None:
-        field.errors = [*field.errors, exc.message]
-    else:
-        form.form_errors.append(exc.message)
 
 
 def _safe_next() -> str | None:

@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response
 from app.errorpages import wants_json
 from app.errors import Forbidden, NotFound, RelayError, Unauthorized
 from app.extensions import db, login_manager
+from app.formerrors import attach_error
 from app.inputs import PAGE_MAX, arg_int, local_path
 from app.moderation import lookup, queries, service
 from app.moderation.forms import FilterRuleForm, ReportForm, RoleForm
@@ -248,7 +249,7 @@ def add_filter_rule() -> Response | tuple[str, int]:
     try:
         service.add_filter_rule(current_user, form.language.data, form.kind.data, form.value.data)
     except RelayError as exc:
-        form.form_errors.append(exc.message)
+        attach_error(form, exc)
         page = render_template("admin/filters.html", rules=lookup.filter_rules(), form=form)
         return page, exc.status
     flash("The rule is added.", "success")

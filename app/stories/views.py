@@ -31,6 +31,7 @@ from app.accounts.models import User
 from app.errorpages import wants_json
 from app.errors import Invalid, RelayError, Unauthorized, Unavailable
 from app.extensions import db, limiter, login_manager
+from app.formerrors import attach_error, form_message
 from app.inputs import PAGE_MAX, arg_int
 from app.stories import relay
 from app.stories.export import export_story
@@ -167,7 +168,7 @@ def new() -> Response | tuple[str, int] | str:
         try:
             story = relay.create_story(current_user, form.relay_data())
         except RelayError as exc:
-            _field_error(form, exc)
+            attach_error(form, exc)
             return render_template("stories/new.html", form=form), exc.status
         flash("Your story has begun. Write the first paragraph, or wait for others.", "success")
         return redirect(url_for("stories.show", story_id=story.id))
@@ -188,7 +189,7 @@ def add_turn(story_id: int) -> Response | tuple[Any, int] | str:
     except RelayError as exc:
         if wants_json():
             raise
-        flash(exc.message, "error")
+        flash(form_message(form, exc), "error")
         return _render_story(relay.get_story(story_id), form=form), exc.status
     if wants_json():
         return jsonify({"turn": turn_dict(turn), "job": job_dict(job) if job else None}), 201
@@ -349,11 +350,3 @@ def _whose_turn(story: Story, user: User | None, pending: bool, awaiting: bool) 
     if last == user.id:
         return "You wrote the last paragraph; someone else goes next."
     return "Anyone signed in may write the next paragraph."
-
-
-def _field_error(form: StoryForm, exc: RelayError) -> None:
-    field = getattr(form, str(exc.details.get("field", "")), None)
-    if field is not None and hasattr(field, "errors"):
-        field.errors = [*field.errors, exc.message]
-    else:
-        form.form_errors.append(exc.message)

@@ -29,10 +29,10 @@ def test_register_bad_input_shows_message_and_stores_nothing(app, client, browse
     """Do a bad name, a short password and mismatched passwords each show why, storing nothing?"""
     bad_name = browser.register("a!")
     assert bad_name.status_code == 422
-    assert "username must be 3-40 letters" in bad_name.get_data(as_text=True)
+    assert "Username must be 3-40 letters" in bad_name.get_data(as_text=True)
     short = browser.register("alice", password="short")
     assert short.status_code == 422
-    assert "password must be 8-200 characters" in short.get_data(as_text=True)
+    assert "Password must be 8-200 characters" in short.get_data(as_text=True)
     mismatch = client.post(
         "/register", data={"username": "alice", "password": "password123", "confirm": "nope"}
     )

@@ -92,10 +92,10 @@ def test_new_story_bad_input_shows_message_and_stores_nothing(app, client, brows
     """Do empty, oversized, out-of-range and unknown values each show a message, storing nothing?"""
     browser.register("alice")
     cases = [
-        ({"title": "   "}, "title must not be empty."),
+        ({"title": "   "}, "Title must not be empty."),
         ({"title": "x" * 121}, "the limit is 120"),
         ({"opening": ""}, "This field is required."),
-        ({"max_new_tokens": "5000"}, "max_new_tokens must be between 16 and 200."),
+        ({"max_new_tokens": "5000"}, "turns (tokens) must be between 16 and 200."),
         ({"max_new_tokens": "lots"}, "Not a valid integer value."),
         ({"model": "gpt-17"}, "Not a valid choice."),
         ({"language": "fr"}, "Not a valid choice."),
@@ -406,3 +406,13 @@ def test_korean_story_round_trips(app, client, browser):
     export = client.get("/stories/1/export.md")
     assert opening in export.get_data(as_text=True)
     assert 'filename="story-1.md"' in export.headers["Content-Disposition"]
+
+
+def test_turn_errors_name_the_field_as_the_page_does(app, client, browser):
+    """Is an empty paragraph's message worded with the form's label, not the API's key?"""
+    browser.register("alice")
+    client.post("/stories/new", data=GOOD_STORY)
+    response = client.post("/stories/1/turns", data={"text": " \n ", "expected_position": 0})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Your paragraph must not be empty." in page and "text must not be empty" not in page
