@@ -18,9 +18,10 @@ def create_app(config: Any = None) -> Flask:
         instance_path=str(ROOT / "instance"),
     )
     app.config.from_object(config if config is not None else Config())
-    from app.inputs import IdConverter
+    from app.inputs import IdConverter, refuse_nul_characters
 
-    app.url_map.converters["int"] = IdConverter  # ids past 2**63 - 1 are a 404, not a 500
+    app.url_map.converters["int"] = IdConverter  # ids past an INTEGER column are a 404
+    app.before_request(refuse_nul_characters)
     app.instance_path and _ensure_instance(app)
 
     from app.extensions import csrf, db, limiter, login_manager, migrate

@@ -6,7 +6,8 @@ of range", and past 2**63 SQLite raises OverflowError), query
 numbers are ASCII digits only (`int()` also takes "٣" and "²"-like digits that
 `str.isdigit()` lets through), redirect targets stay on this site, and JSON
 text with unpaired UTF-16 surrogates ("\\ud800", legal JSON but not Unicode
-text) is refused before it reaches a hash or a commit.
+text) or NUL characters (PostgreSQL text cannot hold, or even search for, one)
+is refused before it reaches a hash, a query or a commit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 
 from flask import request
 from werkzeug.routing import IntegerConverter
+
+from app.errors import BadRequest
 
 ID_MAX = 2**31 - 1  # the largest INTEGER on PostgreSQL (ids and positions are INTEGER columns)
 PAGE_MAX = 1_000_000  # keeps the offset (page - 1) * per_page inside a 64-bit integer
@@ -62,20 +65,40 @@ def local_path(target: str | None) -> str | None:
     return target
 
 
-def surrogate_field(data: Any, field: str | None = None) -> str | None:
-    """The top-level field of a parsed JSON value holding a lone surrogate, else None."""
+def unstorable(text: str) -> str | None:
+    """What in `text` no database column can hold, or None."""
+    if "\x00" in text:
+        return "a NUL character (\\u0000)"
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        return "an unpaired UTF-16 surrogate (\\ud800-\\udfff)"
+    return None
+
+
+def unstorable_field(data: Any, field: str | None = None) -> tuple[str, str] | None:
+    """(top-level field, what is wrong) for the first unstorable string in parsed JSON."""
     if isinstance(data, str):
-        return field if any("\ud800" <= c <= "\udfff" for c in data) else None
+        problem = unstorable(data)
+        return (field or "body", problem) if problem else None
+    items: list[tuple[Any, str | None]] = []
     if isinstance(data, dict):
         for key, value in data.items():
-            found = surrogate_field(key, field or str(key)) or surrogate_field(
-                value, field or str(key)
-            )
-            if found is not None:
-                return found
-    if isinstance(data, list):
-        for value in data:
-            found = surrogate_field(value, field)
-            if found is not None:
-                return found
+            name = field or str(key)
+            items += [(key, name), (value, name)]
+    elif isinstance(data, list):
+        items = [(value, field) for value in data]
+    for value, name in items:
+        found = unstorable_field(value, name)
+        if found is not None:
+            return found
     return None
+
+
+def refuse_nul_characters() -> None:
+    """Before every request: a NUL in the query string or a form field is a 400 (PostgreSQL
+    raised on it mid-query: a search box or a reason with %00 was a 500)."""
+    fields = [*request.args.lists(), *(request.form.lists() if request.form else [])]
+    if any("\x00" in key or any("\x00" in v for v in values) for key, values in fields):
+        raise BadRequest(
+            "The request contains a NUL character (\\u0000), which text here cannot hold.",
+            code="nul_character",
+        )

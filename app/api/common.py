@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from app.accounts.auth import bearer_token, current_user_or_none
 from app.errors import BadRequest, Invalid
 from app.extensions import csrf, db
-from app.inputs import ID_MAX, decimal, surrogate_field
+from app.inputs import ID_MAX, decimal, unstorable_field
 from app.stories.models import Turn
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -39,12 +39,10 @@ def json_body(allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
         raise BadRequest("The body is not valid JSON.", code="malformed_json")
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.", code="not_an_object")
-    field = surrogate_field(data)
-    if field is not None:
-        raise Invalid(
-            f"{field} contains an unpaired UTF-16 surrogate (\\ud800-\\udfff); send Unicode text.",
-            field=field,
-        )
+    found = unstorable_field(data)
+    if found is not None:
+        field, problem = found
+        raise Invalid(f"{field} contains {problem}; send plain Unicode text.", field=field)
     if allowed is not None:
         for key in data:
             if key not in allowed:

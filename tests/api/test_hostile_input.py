@@ -263,3 +263,39 @@ def test_a_catastrophic_filter_pattern_is_skipped_not_stalling(app, client, fact
         f"/api/v1/stories/{other}/turns", json=turn, headers=factory.headers(owner)
     )
     assert refused.status_code == 422 and "forbidden" in refused.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("post", "/api/v1/auth/tokens", {"username": "a\x00b", "password": "password123"}),
+        ("post", "/api/v1/admin/filters", {"language": "en", "kind": "word", "value": "a\x00b"}),
+        ("post", "/api/v1/stories", {"title": "T", "language": "en", "opening": "o\x00"}),
+        ("get", "/api/v1/admin/users?q=a%00b", None),
+        ("get", "/api/v1/admin/audit?actor=a%00b", None),
+    ],
+)
+def test_nul_characters_are_refused_at_the_door(app, client, factory, method, url, body):
+    """Is a NUL in a JSON field a 422 naming it, and in a query string a 400, on both
+    databases (PostgreSQL cannot store or even search for one), with nothing stored?"""
+    admin = factory.headers(factory.user(role="admin"))
+    before = counts(app)
+    if body is None:
+        error_of(client.get(url, headers=admin), 400, "nul_character")
+    else:
+        response = getattr(client, method)(url, json=body, headers=admin)
+        assert "NUL" in error_of(response, 422, "invalid")["message"]
+    assert counts(app) == before
+
+
+def test_nul_in_a_browser_form_or_search_is_a_page_with_the_reason(app, client, factory):
+    """Does a NUL in an admin search box or a form field give a 400 page saying why?"""
+    admin = factory.user(role="admin")
+    with client.session_transaction() as cookie:
+        cookie["_user_id"], cookie["_fresh"] = f"{admin}:0", True
+    for response in (
+        client.get("/admin/stories?q=a%00b"),
+        client.post("/admin/filters", data={"language": "en", "kind": "word", "value": "a\x00b"}),
+    ):
+        assert response.status_code == 400
+        assert "NUL character" in response.get_data(as_text=True)
