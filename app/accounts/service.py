@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import ApiToken, User
 from app.errors import Conflict, Invalid, Unauthorized
@@ -17,7 +18,7 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 200
 
 def register_user(username: Any, password: Any) -> User:
     """Create a writer; 422 for a bad name or password, 409 if the name is taken."""
-    if not isinstance(username, str) or not USERNAME.match(username):
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):  # "$" allows "\n"
         raise Invalid("username must be 3-40 letters, digits, '.', '_' or '-'.", field="username")
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise Invalid(
@@ -29,7 +30,11 @@ def register_user(username: Any, password: Any) -> User:
     user = User(username=username)
     user.set_password(password)
     db.session.add(user)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # registered a moment ago by a concurrent request
+        db.session.rollback()
+        raise Conflict("That username is taken.", code="username_taken") from None
     return user
 
 

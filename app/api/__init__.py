@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Flask
 from flask_restx import Api
 
-from app.api.common import csrf_for_session_users
+from app.api.common import csrf_for_session_users, refuse_bad_token
 from app.extensions import csrf
 
 AUTHORIZATIONS = {
@@ -56,6 +56,7 @@ def init_api(app: Flask) -> None:
     api.add_namespace(reports.ns)
     api.add_namespace(admin.ns)
     csrf.exempt(bp)
+    bp.before_request(refuse_bad_token)
     bp.before_request(csrf_for_session_users)
     app.config.setdefault("RESTX_ERROR_404_HELP", False)
     app.register_blueprint(bp)

@@ -14,7 +14,7 @@ from flask import current_app, request
 from sqlalchemy import func, select
 
 from app.accounts.auth import bearer_token, current_user_or_none
-from app.errors import BadRequest, Invalid
+from app.errors import BadRequest, Invalid, Unauthorized
 from app.extensions import csrf, db
 from app.inputs import ID_MAX, decimal, unstorable_field
 from app.stories.models import Turn
@@ -89,6 +89,18 @@ def turns_limit() -> str:
 
 def login_limit() -> str:
     return current_app.config["RATELIMIT_LOGIN"]
+
+
+SIGN_IN_ENDPOINTS = frozenset({"api.auth_register", "api.auth_token_list"})
+
+
+def refuse_bad_token() -> None:
+    """A request that carries a bearer token is that token's: a wrong or revoked one is a 401
+    on every endpoint, public ones included (signing in for a new token excepted)."""
+    if request.endpoint in SIGN_IN_ENDPOINTS or bearer_token(request) is None:
+        return
+    if current_user_or_none() is None:
+        raise Unauthorized("The API token is invalid or revoked.", code="bad_token")
 
 
 def csrf_for_session_users() -> None:

@@ -12,6 +12,7 @@ are seeded by the first migration (and by seed_default_rules).
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,6 +83,7 @@ def load_checker(language: str) -> Checker:
             continue  # validated on entry; a broken legacy rule must not break writing
 
     def check(text: str) -> FilterHit | None:
+        text = unicodedata.normalize("NFC", text)  # the model's text arrives as decoded
         for rule, pattern in compiled:
             try:
                 found = pattern.search(text, timeout=SEARCH_SECONDS)
@@ -108,7 +110,7 @@ def validate_rule(language: object, kind: object, value: object) -> tuple[str, s
         raise Invalid("kind must be 'word' or 'pattern'.", field="kind")
     if not isinstance(value, str) or not value.strip() or len(value) > RULE_MAX_CHARS:
         raise Invalid(f"value must be 1-{RULE_MAX_CHARS} characters.", field="value")
-    value = value.strip()
+    value = unicodedata.normalize("NFC", value.strip())  # as paragraphs are stored
     try:
         rule = compile_rule(language, kind, value)
     except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}: OverflowError

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import ROLES, User, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
@@ -88,7 +89,13 @@ def report_turn(turn_id: int, reporter: User, reason: Any) -> Report:
         return existing
     report = Report(turn_id=turn_id, reporter_id=reporter.id, reason=reason)
     db.session.add(report)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same person's report, sent twice at once: it counts once
+        db.session.rollback()
+        return db.session.scalars(
+            select(Report).where(Report.turn_id == turn_id, Report.reporter_id == reporter.id)
+        ).one()
     return report
 
 
@@ -275,7 +282,11 @@ def add_filter_rule(actor: User, language: Any, kind: Any, value: Any) -> Filter
         raise Conflict("That rule exists already.", code="duplicate_rule")
     rule = FilterRule(language=language, kind=kind, value=value)
     db.session.add(rule)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same rule added a moment ago by a concurrent request
+        db.session.rollback()
+        raise Conflict("That rule exists already.", code="duplicate_rule") from None
     record(
         actor, "filter.add", "filter_rule", rule.id, "", language=language, kind=kind, value=value
     )

@@ -440,6 +440,8 @@ def _turn_at(story: Story, position: int) -> Turn:
 def add_turn(story: Story, **fields: Any) -> Turn:
     story.last_position += 1
     story.updated_at = utcnow()
+    if fields.get("held_reason"):
+        fields["held_reason"] = _fits(fields["held_reason"], Turn.held_reason)
     turn = Turn(story_id=story.id, position=story.last_position, **fields)
     db.session.add(turn)
     db.session.flush()
@@ -447,8 +449,15 @@ def add_turn(story: Story, **fields: Any) -> Turn:
 
 
 def _hide(turn: Turn, actor: User, reason: str) -> None:
-    turn.hidden, turn.hidden_reason = True, reason
+    turn.hidden, turn.hidden_reason = True, _fits(reason, Turn.hidden_reason)
     turn.hidden_by_id, turn.hidden_at = actor.id, utcnow()
+
+
+def _fits(text: str, column: Any) -> str:
+    """`text` cut to the column's length (PostgreSQL refuses longer); the audit log keeps a
+    moderator's whole reason, the turn shows its start."""
+    limit = column.type.length
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _submit(job: GenerationJob) -> None:
