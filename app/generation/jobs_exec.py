@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import current_app
 
+from app.errors import NotFound
 from app.extensions import db
 from app.generation.events import publish
 from app.stories.jobs import claim_job, complete_job, fail_job, requeue_job
@@ -67,6 +68,10 @@ def run_job(
     try:
         request = build_prompt(job)  # closes the session: nothing stays open while generating
         return _generate_and_complete(request, should_stop)
+    except NotFound as exc:  # the story was deleted while its answer was being written
+        log.info("job %s dropped: %s", job_id, exc.message)
+        db.session.rollback()
+        return "skipped"
     except Exception as exc:
         log.exception("job %s failed", job_id)
         return _fail(job_id, FAILED_MESSAGE.format(reason=_reason(exc)))
@@ -134,16 +139,15 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
             return "interrupted"
         text = clean_generation(result.text, finished=result.stop_reason == "eos")
         hit = request.checker(text) if text and request.checker else None
-        if text and hit is None:
-            complete_job(request.job_id, text)
-            return "done"
+        if text and hit is None:  # None: the job is gone (story deleted) or was withdrawn
+            return "done" if complete_job(request.job_id, text) is not None else "skipped"
         if not text and empty_left:
             empty_left -= 1
         elif hit is not None and filter_left:
             filter_left -= 1
         elif hit is not None:
-            complete_job(request.job_id, text, held_reason=f"filter: {hit.value}")
-            return "held"
+            held = complete_job(request.job_id, text, held_reason=f"filter: {hit.value}")
+            return "held" if held is not None else "skipped"
         else:
             return _fail(request.job_id, EMPTY_MESSAGE)
         log.info("job %s: attempt %s unusable (%s)", request.job_id, attempt, hit or "empty")

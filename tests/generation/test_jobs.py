@@ -388,3 +388,31 @@ def test_runner_threads_answer_several_stories_in_one_engine_batch(app, own_app)
     assert max(e.peak_batch for e in adapter._ENGINES.values() if e is not None) >= 2
     for story_id in stories:
         assert len(ai_turns(runner_app, story_id)) == 1
+
+
+def test_a_story_deleted_while_its_answer_is_written_drops_the_job_quietly(quiet_app, caplog):
+    """Is the answer of a story deleted mid-generation dropped ("skipped", no turn) with no
+    error logged for it?"""
+    import logging
+
+    from app.generation.generator import Generator
+    from app.generation.jobs_exec import run_job
+    from app.stories.models import Story
+    from app.stories.relay import delete_story
+
+    app, factory = quiet_app, Factory(quiet_app)
+    alice = factory.user()
+    story_id = factory.story(alice)
+    _, job_id = append(app, story_id, alice, "Soon gone.")
+
+    class DeletesFirst(Generator):
+        def run(self, model_key, prompt, params, on_delta=None, should_stop=None):
+            with app.app_context():
+                delete_story(story_id, db.session.get(User, alice))
+            return super().run(model_key, prompt, params, on_delta, should_stop)
+
+    app.extensions["relay.generator"] = DeletesFirst(app.extensions["relay.registry"])
+    with caplog.at_level(logging.INFO, logger="app.generation.jobs_exec"), app.app_context():
+        assert run_job(job_id) == "skipped"
+        assert db.session.get(Story, story_id) is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
