@@ -21,6 +21,7 @@
   const seesHidden = story.dataset.seesHidden === "true";
   const me = story.dataset.me || "";
   let lastPosition = Number(story.dataset.lastPosition) || 0;
+  const STALL_MS = 10000;
   let canWrite = submit ? !submit.disabled : false;
   let posting = false;
 
@@ -136,7 +137,13 @@
   }
 
   function applyState(state) {
-    lastPosition = Math.max(lastPosition, Number(state.last_position) || 0);
+    const latest = Number(state.last_position) || 0;
+    // The story is further on than the events told us (one was lost on the way):
+    // fetch the turns we missed before moving our position past them.
+    if (latest > lastPosition) fetchTurnsSince(lastPosition);
+    if (state.pending_job) pendingNode(state.pending_job.id);
+    else clearPending();
+    lastPosition = Math.max(lastPosition, latest);
     syncExpected();
     if (hint) hint.textContent = state.hint || "";
     setCanWrite(Boolean(state.can_write));
@@ -254,7 +261,9 @@
     },
   };
 
+  let lastEventAt = Date.now();
   function handle(event) {
+    lastEventAt = Date.now();
     const handler = handlers[event.type];
     if (handler) handler(event);
   }
@@ -429,4 +438,12 @@
   const earlier = document.getElementById("load-earlier");
   if (earlier) earlier.addEventListener("click", loadEarlier);
   connect();
+  // While the model writes, a stream that goes quiet (a proxy holding it, a lost event)
+  // is checked against the server every few seconds.
+  window.setInterval(() => {
+    if (turns.querySelector(".turn-pending") && Date.now() - lastEventAt > STALL_MS) {
+      lastEventAt = Date.now();
+      refreshState();
+    }
+  }, STALL_MS / 2);
 })();

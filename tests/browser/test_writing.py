@@ -138,3 +138,21 @@ def test_stale_form_keeps_text_without_js_reload(live_server, new_page):
         ["The ferry was late again.", "My draft, not yet sent."]
     )
     expect(other.locator("#turn-error")).to_be_hidden()
+
+
+def test_a_silent_stream_still_brings_the_models_turn(live_server, new_page):
+    """With the live stream blocked (a proxy that never delivers), does the model's answer
+    still appear, from the page's check on a stalled pending turn?"""
+    base = live_server.url
+    writer = new_page()
+    register(writer, base)
+    story_url = start_story(writer, base, "Quiet Wires", "The line went dead.")
+    writer.route("**/events", lambda route: route.abort())
+    writer.goto(story_url)
+    expect(writer.locator("#story")).not_to_have_attribute("data-connected", "true")
+    write_turn(writer, "Nobody answered the telephone.")
+    expect(writer.locator(".turn-human .turn-text")).to_have_text(
+        ["Nobody answered the telephone."]
+    )
+    expect(writer.locator(".turn-ai:not(.turn-pending)")).to_have_count(1, timeout=60_000)
+    expect(writer.locator(".turn-pending")).to_have_count(0)
