@@ -47,3 +47,15 @@ def fail(app, job_id: int, message: str = "The model wrote nothing.") -> None:
     with app.app_context():
         claim_job(job_id, "test")
         fail_job(job_id, message)
+
+
+def first_paragraph(client, factory, text: str = "A paragraph.") -> tuple[int, int, dict]:
+    """A new writer's new story with its first paragraph posted: (story id, writer id, job)."""
+    owner = factory.user()
+    sid = factory.story(owner)
+    job = client.post(
+        f"/api/v1/stories/{sid}/turns",
+        json={"text": text, "expected_position": 0},
+        headers=factory.headers(owner),
+    ).get_json()["job"]
+    return sid, owner, job

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, insert
 
-from tests.api.conftest import answer
+from tests.api.conftest import answer, first_paragraph
 from tests.api.test_bad_input_api import error_of
 
 on_postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -51,13 +51,7 @@ def test_a_hide_reason_longer_than_the_turns_column(app, client, factory):
     """Is a 300-character reason accepted, shown shortened on the turn and kept whole in the
     audit log (PostgreSQL refused it: the column holds 200)?"""
     mod = factory.headers(factory.user(role="moderator"))
-    owner = factory.user()
-    sid = factory.story(owner)
-    job = client.post(
-        f"/api/v1/stories/{sid}/turns",
-        json={"text": "A paragraph.", "expected_position": 0},
-        headers=factory.headers(owner),
-    ).get_json()["job"]
+    sid, owner, job = first_paragraph(client, factory)
     answer(app, job["id"])
     reason = "r" * 300
     hidden = client.post(
@@ -75,13 +69,7 @@ def test_a_held_answer_names_a_long_rule(app, client, factory):
     not failed?"""
     from app.stories.jobs import claim_job, complete_job
 
-    owner = factory.user()
-    sid = factory.story(owner)
-    job = client.post(
-        f"/api/v1/stories/{sid}/turns",
-        json={"text": "A paragraph.", "expected_position": 0},
-        headers=factory.headers(owner),
-    ).get_json()["job"]
+    sid, owner, job = first_paragraph(client, factory)
     with app.app_context():
         claim_job(job["id"], "test")
         turn = complete_job(job["id"], "Held text.", held_reason="filter: " + "q" * 200)
@@ -125,13 +113,8 @@ def test_the_same_report_sent_twice_at_once_counts_once(app, client, factory):
     """Does a report racing its twin come back as the one stored report, not a 500?"""
     from app.moderation.models import Report
 
-    owner, reader = factory.user(), factory.user()
-    sid = factory.story(owner)
-    job = client.post(
-        f"/api/v1/stories/{sid}/turns",
-        json={"text": "A paragraph.", "expected_position": 0},
-        headers=factory.headers(owner),
-    ).get_json()["job"]
+    reader = factory.user()
+    _, _, job = first_paragraph(client, factory)
 
     url = f"/api/v1/turns/{job['reply_to_id']}/reports"
     with beaten_to_it(Report):

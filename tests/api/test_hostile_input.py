@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import answer, counts
+from tests.api.conftest import answer, counts, first_paragraph
 from tests.api.test_bad_input_api import error_of
 
 HUGE = "99999999999999999999"  # past 2**63 - 1: SQLite raised OverflowError on it
@@ -139,13 +139,8 @@ def test_a_bad_bearer_token_never_falls_back_to_the_session(app, client, factory
 @pytest.fixture
 def answered(app, client, factory):
     """(story id, owner, moderator headers, first AI turn id) after one regenerate."""
-    owner, mod = factory.user(), factory.user(role="moderator")
-    sid = factory.story(owner)
-    job = client.post(
-        f"/api/v1/stories/{sid}/turns",
-        json={"text": "A paragraph.", "expected_position": 0},
-        headers=factory.headers(owner),
-    ).get_json()["job"]
+    mod = factory.user(role="moderator")
+    sid, owner, job = first_paragraph(client, factory)
     answer(app, job["id"], "The first answer.")
     return sid, owner, factory.headers(mod)
 
