@@ -32,13 +32,16 @@ class IdConverter(IntegerConverter):
         super().__init__(map, fixed_digits, min, max, signed)
 
 
+DIGITS_MAX = 30  # longer is past every bound here (and int() refuses over 4,300 digits)
+
+
 def decimal(raw: str | None) -> int | None:
-    """An optionally signed ASCII decimal integer, else None."""
+    """An optionally signed ASCII decimal integer of at most DIGITS_MAX digits, else None."""
     if raw is None:
         return None
     text = raw.strip()
     digits = text[1:] if text[:1] in "+-" else text
-    if not (digits.isascii() and digits.isdigit()):
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > DIGITS_MAX:
         return None
     return int(text)
 

@@ -20,6 +20,7 @@ from flask import Response, current_app
 
 from app.extensions import db
 from app.generation.events import Event, get_event_bus
+from app.inputs import decimal
 from app.stories.relay import get_story, pending_job, visible_turns
 from app.stories.serialize import job_dict, turn_dict
 
@@ -105,7 +106,5 @@ def _event_position(event: Event) -> int:
 
 
 def _parse_position(value: str | None) -> int | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
+    number = decimal(value)
+    return number if number is not None and 0 <= number < 10**9 else None

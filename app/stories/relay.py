@@ -340,7 +340,7 @@ def _participant(story: Story, user: User) -> Participant | None:
 def _expected_position(value: Any) -> int:
     number = value if isinstance(value, int) and not isinstance(value, bool) else None
     if isinstance(value, str):
-        number = decimal(value) if len(value) < 20 else None
+        number = decimal(value)
     if number is None:
         raise Invalid("expected_position must be an integer.", field="expected_position")
     if number < 0:

@@ -51,6 +51,7 @@ def test_ids_and_numbers_past_64_bits(app, client, factory):
     for query, field in [
         ("/api/v1/stories?page=9223372036854775807", "page"),
         ("/api/v1/stories?page=%D9%A3", "page"),  # an Arabic-Indic three
+        ("/api/v1/stories?page=" + "9" * 5000, "page"),  # int() refuses past 4,300 digits
         (f"/api/v1/stories/{sid}/turns?since=9223372036854775808", "since"),
         (f"/api/v1/stories/{sid}/turns?since={PAST_INT4}", "since"),
         ("/api/v1/admin/audit?page=9999999999999999999999", "page"),
@@ -65,6 +66,7 @@ def test_ids_and_numbers_past_64_bits(app, client, factory):
         f"/stories/{sid}/turns.json?before={HUGE}",
         f"/stories/{sid}/turns.json?since={PAST_INT4}",
         "/?page=9223372036854775807",
+        "/?page=" + "9" * 5000,
     ):
         assert client.get(page).status_code == 200, page
 
