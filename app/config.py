@@ -98,8 +98,8 @@ class Config:
         self.RELAY_ENGINE = os.environ.get("RELAY_ENGINE", "batched")
         self.RELAY_PRECISION = os.environ.get("RELAY_PRECISION", "int8")  # fp32, bf16; GPU: fp16
         self.RELAY_MAX_BATCH = _env_int("RELAY_MAX_BATCH", 16)
-        # KV cache dtype: auto (bf16 for int8 on a CPU with native bf16, else the weights'),
-        # fp32, bf16
+        # KV cache dtype: auto (the weights'; for int8 on a CPU with native bf16, bf16 if one
+        # decode attention timed at start ran faster on it), fp32, bf16
         self.RELAY_KV_CACHE = os.environ.get("RELAY_KV_CACHE", "auto")
         self.RELAY_RUNNER_POLL_SECONDS = float(os.environ.get("RELAY_RUNNER_POLL_SECONDS", "5"))
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
