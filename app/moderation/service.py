@@ -157,15 +157,17 @@ def _set_turn_hidden(turn_id: int, actor: User, hidden: bool, reason: Any) -> Tu
 def _withdraw_answer(turn: Turn) -> list[GenerationJob]:
     """A hidden paragraph is not answered: its pending job fails, and the runner's text,
     if it is still writing, is dropped when it tries to complete (complete_job)."""
-    jobs = db.session.scalars(
-        select(GenerationJob).where(
-            GenerationJob.reply_to_id == turn.id, GenerationJob.status.in_(PENDING_STATES)
+    jobs = list(
+        db.session.scalars(
+            select(GenerationJob).where(
+                GenerationJob.reply_to_id == turn.id, GenerationJob.status.in_(PENDING_STATES)
+            )
         )
-    ).all()
+    )
     for job in jobs:
         job.status, job.finished_at = "failed", utcnow()
         job.error = "The paragraph was hidden by a moderator before the model answered it."
-    return list(jobs)
+    return jobs
 
 
 def _refuse_second_answer(turn: Turn) -> None:
