@@ -70,6 +70,7 @@ def write_model_dir(out: Path, model, data, config, state, command: str = "") ->
             "train_minutes": round(state.elapsed / 60, 2),
             "best_val_loss": state.best_val,
             "corpus_fingerprint": data.split.fingerprint,
+            "hygiene": data.split.hygiene.to_dict() if data.split.hygiene else None,
             "command": command,
             "history": state.history,
         }

@@ -36,19 +36,27 @@ CORPUS = click.option(
     "--corpus", required=True, type=click.Path(path_type=Path), help="Folder of UTF-8 .txt files."
 )
 
+CLEAN = click.option(
+    "--clean/--no-clean",
+    default=True,
+    show_default=True,
+    help="Corpus hygiene (app/workshop/hygiene.py) before the split; --no-clean keeps raw text.",
+)
+
 
 @model_cli.command("tokenizer", with_appcontext=False)
 @CORPUS
+@CLEAN
 @click.option("--vocab-size", default=8192, show_default=True)
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--kind", type=click.Choice(["bpe", "char"]), default="bpe", show_default=True)
 @friendly_errors
-def tokenizer_command(corpus: Path, vocab_size: int, out: Path, kind: str) -> None:
+def tokenizer_command(corpus: Path, clean: bool, vocab_size: int, out: Path, kind: str) -> None:
     """Train a byte-level BPE (or character) tokenizer on the corpus's training split."""
     from app.workshop.data import load_corpus
     from app.workshop.tokenizer import save_tokenizer, train_tokenizer
 
-    split = load_corpus(corpus)
+    split = load_corpus(corpus, clean=clean)
     tok = train_tokenizer(split.train_texts, kind, vocab_size)
     save_tokenizer(tok, out)
     click.echo(f"{kind} tokenizer with {len(tok)} tokens saved to {out}")
@@ -56,6 +64,13 @@ def tokenizer_command(corpus: Path, vocab_size: int, out: Path, kind: str) -> No
 
 @model_cli.command("train", with_appcontext=False)
 @CORPUS
+@click.option(
+    "--extra-corpus",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Pre-training folder (repeatable): its files join the training split whole.",
+)
+@CLEAN
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--init", default="scratch", show_default=True, help="scratch, a folder or hub id.")
 @click.option("--tokenizer", "tokenizer_path", default="", help="Saved tokenizer folder.")
@@ -94,6 +109,7 @@ def train_command(resume: bool, **options) -> None:
     }
     values = {names.get(k, k): v for k, v in options.items()}
     values["corpus"], values["out"] = str(values["corpus"]), str(values["out"])
+    values["extra_corpus"] = [str(p) for p in values["extra_corpus"]]
     config = TrainConfig(**values)
     out = train(config, resume=resume, command=command_line(click.get_current_context()))
     click.echo(f"model saved to {out}")
@@ -165,10 +181,12 @@ def echo_json(data: dict) -> None:
 )
 @click.option("--threads", default=0, help="torch threads (0 = torch default).")
 @click.option("--seed", default=0, show_default=True)
+@CLEAN
 @friendly_errors
 def eval_command(
     model_dir: str,
     corpus: Path,
+    clean: bool,
     baselines: bool,
     lstm_minutes: float,
     n_samples: int,
@@ -189,7 +207,7 @@ def eval_command(
     local = Path(model_dir).is_dir()
     if report_dir is None and local and update_card:
         report_dir = Path(model_dir)
-    results = run_eval(model_dir, corpus, baselines, lstm_minutes, n_samples, None, seed)
+    results = run_eval(model_dir, corpus, baselines, lstm_minutes, n_samples, None, seed, clean)
     results["command"] = command_line(click.get_current_context())
     click.echo(format_table(results))
     echo_json(results["targets"])

@@ -1,9 +1,13 @@
 """Corpus loading, validation and the train/validation split.
 
-A corpus is a folder of UTF-8 text files. The last 10% (by characters) of
-every file is validation and is never trained on (nanoGPT's split for
-tinyshakespeare). Token streams join the files with an end-of-text token so a
-window that crosses a file boundary still sees a document break.
+A corpus is a folder of UTF-8 text files, cleaned of e-text markup first
+(`app.workshop.hygiene`; `clean=False` keeps the bytes as they are, as the
+char-level Shakespeare benchmark needs). The last 10% (by characters) of
+every cleaned file is validation and is never trained on (nanoGPT's split for
+tinyshakespeare). Extra corpora (pre-training text) add whole files to the
+training split only: validation stays the main corpus's tail. Token streams
+join the files with an end-of-text token so a window that crosses a file
+boundary still sees a document break.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from app.workshop.hygiene import HygieneReport, clean_corpus_text
 
 VAL_FRACTION = 0.1
 IGNORE_INDEX = -100
@@ -30,6 +36,8 @@ class CorpusSplit:
     val_texts: list[str]
     fingerprint: str = ""
     sizes: dict[str, int] = field(default_factory=dict)
+    hygiene: HygieneReport | None = None  # what the cleaning removed (None: not cleaned)
+    extra_files: list[Path] = field(default_factory=list)
 
     @property
     def val_chars(self) -> int:
@@ -69,13 +77,22 @@ def read_text_file(path: Path) -> str:
     return text
 
 
-def load_corpus(corpus_dir: Path, val_fraction: float = VAL_FRACTION) -> CorpusSplit:
-    """Read and split every file of a corpus folder (the last `val_fraction` is validation)."""
+def load_corpus(
+    corpus_dir: Path,
+    val_fraction: float = VAL_FRACTION,
+    clean: bool = True,
+    extra: Sequence[Path] = (),
+) -> CorpusSplit:
+    """Read, clean and split every file of a corpus folder (the last `val_fraction` is
+    validation); every file of the `extra` folders joins the training split whole."""
     files = corpus_files(corpus_dir)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(b"clean" if clean else b"raw")
+    report = HygieneReport() if clean else None
     train, val, sizes = [], [], {}
     for path in files:
         text = read_text_file(path)
+        if report is not None:
+            text = clean_corpus_text(text, report)
         cut = int(len(text) * (1 - val_fraction))
         if cut == 0 or cut == len(text):
             raise WorkshopError(f"{path} is too short to split into training and validation")
@@ -83,7 +100,13 @@ def load_corpus(corpus_dir: Path, val_fraction: float = VAL_FRACTION) -> CorpusS
         val.append(text[cut:])
         sizes[path.name] = len(text)
         digest.update(path.name.encode() + b"\0" + hashlib.sha256(text.encode()).digest())
-    return CorpusSplit(files, train, val, digest.hexdigest()[:16], sizes)
+    extra_files = [p for folder in extra for p in corpus_files(folder)]
+    for path in extra_files:
+        text = read_text_file(path)
+        train.append(clean_corpus_text(text, report) if report is not None else text)
+        digest.update(b"extra\0" + path.name.encode() + hashlib.sha256(text.encode()).digest())
+    split = CorpusSplit(files, train, val, digest.hexdigest()[:16], sizes, report, extra_files)
+    return split
 
 
 def encode_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:

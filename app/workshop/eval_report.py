@@ -164,14 +164,15 @@ def run_eval(
     n_samples: int,
     report_dir: Path | None,
     seed: int = 0,
+    clean: bool = True,
 ) -> dict:
-    """Evaluate a saved model (and baselines) on the corpus's validation split."""
+    """Evaluate a saved model (and baselines) on the corpus's (cleaned) validation split."""
     model, tokenizer = load_model(model_dir)
     context = model_context(model, 256)
     # Prompt + sample must fit the model's window (256 for the shipped defaults: 56 + 200).
     new_tokens = min(SamplingSettings().max_new_tokens, context - 16)
     settings = replace(SamplingSettings(), max_new_tokens=new_tokens)
-    data = held_out(tokenizer, corpus, context, n_samples, settings.max_new_tokens)
+    data = held_out(tokenizer, corpus, context, n_samples, settings.max_new_tokens, clean)
     evaluated = evaluate_model(model, data, settings, seed)
     rows = [evaluated["model"]]
     if with_baselines:

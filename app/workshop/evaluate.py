@@ -89,9 +89,11 @@ class HeldOut:
     prompts: list = field(default_factory=list)  # (prompt ids, true continuation ids)
 
 
-def held_out(tokenizer, corpus: Path, context: int, n_samples: int, length: int) -> HeldOut:
-    """Split the corpus, encode it and pick `n_samples` prompts spread over the val files."""
-    split = load_corpus(corpus)
+def held_out(
+    tokenizer, corpus: Path, context: int, n_samples: int, length: int, clean: bool = True
+) -> HeldOut:
+    """Split the (cleaned) corpus, encode it and pick `n_samples` prompts over the val files."""
+    split = load_corpus(corpus, clean=clean)
     sep = tokenizer.eos_token_id
     val_ids = encode_texts(tokenizer, split.val_texts)
     data = HeldOut(tokenizer, split.val_texts, split.train_texts, context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from app.workshop.data import WorkshopError
@@ -18,6 +18,8 @@ class TrainConfig:
     """Everything that defines a training run; stored in checkpoints and metrics.json."""
 
     corpus: str = ""
+    extra_corpus: list[str] = field(default_factory=list)  # pre-training folders (train only)
+    clean: bool = True  # corpus hygiene (app.workshop.hygiene) before the split
     out: str = ""
     init: str = "scratch"  # "scratch", a local checkpoint folder or a hub id
     tokenizer: str = ""  # a saved tokenizer folder; empty = train one on the training split
@@ -119,6 +121,7 @@ def build_model(config: TrainConfig, tokenizer):
             raise WorkshopError(f"cannot load --init {config.init}: {exc}") from exc
         if model.get_input_embeddings().num_embeddings < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
+        set_dropout(model, config.dropout)
         return model
     gpt_config = GPT2Config(
         vocab_size=len(tokenizer),
@@ -134,6 +137,18 @@ def build_model(config: TrainConfig, tokenizer):
         pad_token_id=tokenizer.pad_token_id,
     )
     return GPT2LMHeadModel(gpt_config)
+
+
+def set_dropout(model, p: float) -> None:
+    """Every dropout layer of a loaded checkpoint at rate `p` (--dropout applies to fine-tuning)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+    for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
+        if hasattr(model.config, name):
+            setattr(model.config, name, p)
 
 
 def model_context(model, fallback: int) -> int:

@@ -55,6 +55,16 @@ class PreparedData:
     context: int
 
 
+def corpus_split(config: TrainConfig) -> CorpusSplit:
+    """The run's corpus, cleaned (unless --no-clean) and split, with any pre-training text."""
+    extra = [Path(p) for p in config.extra_corpus]
+    split = load_corpus(Path(config.corpus), clean=config.clean, extra=extra)
+    if split.hygiene is not None:
+        for line in split.hygiene.lines():
+            tqdm.write(line)
+    return split
+
+
 def prepare_tokenizer(config: TrainConfig, split: CorpusSplit, resume: bool):
     """The run's tokenizer: the checkpointed one on resume, the init model's, given, or trained."""
     saved = ckpt.tokenizer_dir(Path(config.out))
@@ -260,7 +270,7 @@ def fit(config: TrainConfig, resume: bool = False, on_step: StepHook | None = No
     ckpt.check_out_dir(out)
     if config.threads:
         torch.set_num_threads(config.threads)
-    split = load_corpus(Path(config.corpus))
+    split = corpus_split(config)
     saved = ckpt.load_state(out, config, split.fingerprint) if resume else None
     tokenizer = prepare_tokenizer(config, split, resume)
     torch.manual_seed(config.seed)
