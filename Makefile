@@ -65,13 +65,13 @@ clean:
 ## Retrain the shipped models/default-en and models/default-ko: pre-train on the fiction's
 ## training split plus en-extra/ (ko-wiki/), then fine-tune on the fiction alone; window 512.
 ## Both languages at once, one torch thread each; the learning-rate schedules follow the
-## --minutes budgets (PRETRAIN_MINUTES + FINETUNE_MINUTES, ~90 min), then each model is
+## --minutes budgets (PRETRAIN_MINUTES + FINETUNE_MINUTES, ~2 h), then each model is
 ## evaluated into its card (LSTM baseline LSTM_MINUTES). The pre-trained stages go to
 ## build/ (never committed). MODELS_OUT=build/new writes elsewhere than models/.
 CORPORA ?= ../shared/corpora
 MODELS_OUT ?= models
-PRETRAIN_MINUTES ?= 63
-FINETUNE_MINUTES ?= 27
+PRETRAIN_MINUTES ?= 85
+FINETUNE_MINUTES ?= 30
 LSTM_MINUTES ?= 10
 MODEL_TRAIN = $(BIN)/flask model train --context 512 --batch 8 --eval-every 100 --seed 1337 \
 	--threads 1

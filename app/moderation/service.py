@@ -74,7 +74,8 @@ def require_admin(user: User) -> None:
 
 
 def report_turn(turn_id: int, reporter: User, reason: Any) -> Report:
-    """Report a turn the reporter can see; a second report by the same user counts once."""
+    """Report a turn the reporter can see; a second report by the same user counts once
+    while it is open, and reopens it (with the new reason) once a moderator resolved it."""
     reason = clean_reason(reason, required=True)
     turn = db.session.get(Turn, turn_id)
     hidden_from_reporter = turn is not None and (
@@ -85,7 +86,12 @@ def report_turn(turn_id: int, reporter: User, reason: Any) -> Report:
     existing = db.session.scalars(
         select(Report).where(Report.turn_id == turn_id, Report.reporter_id == reporter.id)
     ).first()
-    if existing is not None:
+    if existing is not None and existing.status == "open":
+        return existing
+    if existing is not None:  # resolved (say the turn was restored): queue it again
+        existing.status, existing.reason, existing.created_at = "open", reason, utcnow()
+        existing.resolved_by_id = existing.resolved_at = None
+        db.session.commit()
         return existing
     report = Report(turn_id=turn_id, reporter_id=reporter.id, reason=reason)
     db.session.add(report)

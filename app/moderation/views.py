@@ -90,7 +90,7 @@ def _act(action: Callable[[], Any], done: str, default: str) -> Response:
 # --- the queue and turns -----------------------------------------------------------
 
 
-@bp.route("/admin")
+@bp.route("/admin/", strict_slashes=False)
 def queue() -> str:
     """Reported and held turns, oldest first, each with the turns around it."""
     return render_template("admin/queue.html", items=queries.moderation_queue())

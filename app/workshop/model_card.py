@@ -24,6 +24,60 @@ def source_rows(corpus_dir: Path, files: list[Path]) -> list[str]:
     return lines[header : header + 2] + rows
 
 
+def lineage_lines(config) -> list[str]:
+    """A "Pre-training" section for a model fine-tuned from a workshop model folder: the
+    init model's corpus, pre-training folders (with their SOURCES.md rows) and budget."""
+    init = Path(config.init)
+    metrics_file = init / "metrics.json"
+    if config.init == "scratch" or not metrics_file.is_file():
+        return []
+    import json
+
+    parent = json.loads(metrics_file.read_text(encoding="utf-8"))
+    pc = parent.get("config", {})
+    lines = [
+        "## Pre-training",
+        "",
+        f"Fine-tuned from a workshop model: GPT-2, {pc.get('n_layer')} layers, width "
+        f"{pc.get('n_embd')}, {pc.get('n_head')} heads, context {pc.get('context')}, "
+        f"{parent.get('parameters', 0) / 1e6:.2f}M parameters, trained for "
+        f"{parent.get('train_minutes')} min ({parent.get('steps')} steps, "
+        f"{parent.get('tokens_seen', 0):,} tokens) on the training split of "
+        f"`{Path(pc.get('corpus', '')).name}/` plus every file of "
+        + ", ".join(f"`{Path(p).name}/`" for p in pc.get("extra_corpus", []))
+        + " (validation: the same held-out tail as below).",
+    ]
+    if parent.get("command"):
+        lines += ["", "```", parent["command"], "```"]
+    for folder in pc.get("extra_corpus", []):
+        folder = Path(folder)
+        files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        rows = source_rows(folder, files)
+        if rows:
+            lines += ["", f"Pre-training folder `{folder.name}/`:", "", *rows]
+    return [*lines, ""]
+
+
+def hygiene_lines(data) -> list[str]:
+    """What corpus hygiene removed (app/workshop/hygiene.py), as a table."""
+    report = data.split.hygiene
+    if report is None:
+        return ["Corpus hygiene: off (`--no-clean`): the text was trained on as it is.", ""]
+    rows = [
+        f"| {rule} | {report.matches[rule]:,} | {report.removed[rule]:,} |"
+        for rule in report.matches
+    ]
+    return [
+        "Corpus hygiene (`app/workshop/hygiene.py`) ran before the split: "
+        f"{report.chars_in:,} characters in, {report.chars_out:,} out.",
+        "",
+        "| rule | changes | characters removed |",
+        "|---|---:|---:|",
+        *rows,
+        "",
+    ]
+
+
 def card_text(out: Path, config, data, state, metrics: dict) -> str:
     """MODEL_CARD.md: data and credits, config, training time, figures measured so far."""
     corpus = Path(config.corpus)
@@ -33,7 +87,8 @@ def card_text(out: Path, config, data, state, metrics: dict) -> str:
         f"GPT-2, {config.n_layer} layers, width {config.n_embd}, {config.n_head} heads, "
         f"context {data.context}, vocab {len(data.tokenizer)}"
         if config.init == "scratch"
-        else f"fine-tuned from `{config.init}`"
+        else f"fine-tuned from `{config.init}` (context {data.context}, "
+        f"vocab {len(data.tokenizer)})"
     )
     return "\n".join(
         [
@@ -52,6 +107,8 @@ def card_text(out: Path, config, data, state, metrics: dict) -> str:
             "",
             *rows,
             "",
+            *hygiene_lines(data),
+            *lineage_lines(config),
             "## Training",
             "",
             f"- steps: {state.step}, tokens seen: {state.tokens:,}, "

@@ -58,15 +58,17 @@
       const reason = seesHidden && turn.held_reason ? ` (${turn.held_reason})` : "";
       node.append(el("p", "hidden-reason", `Waiting for a moderator's review${reason}.`));
     }
-    if (me && !turn.hidden && story.dataset.reportUrl) node.append(reportTools(turn.id));
+    if (me && !turn.hidden && story.dataset.reportUrl) node.append(reportTools(turn));
     return node;
   }
 
   // The same "Report" link as templates/stories/_turn.html, for turns that arrive live.
-  function reportTools(turnId) {
+  function reportTools(turn) {
     const tools = el("p", "turn-tools");
     const link = el("a", "report-link", "Report");
-    link.href = story.dataset.reportUrl.replace(/\/0\/report$/, `/${Number(turnId)}/report`);
+    const who = turn.kind === "ai" ? "the model" : turn.credit || turn.author || "";
+    link.setAttribute("aria-label", `Report §${turn.position}, ${who}`);
+    link.href = story.dataset.reportUrl.replace(/\/0\/report$/, `/${Number(turn.id)}/report`);
     link.rel = "nofollow";
     tools.append(link);
     return tools;

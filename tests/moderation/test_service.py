@@ -114,6 +114,23 @@ def test_reports_count_once_per_user(f):
         service.report_turn(turn.id, user(r1), "  ")
 
 
+def test_reporting_again_after_a_restore_queues_the_turn_again(f):
+    """Does a second report of a turn a moderator restored reach the queue again?"""
+    a, r, mod = f.user(), f.user(), f.user(role="moderator")
+    sid = f.story(a)
+    turn, _ = write(sid, a, "Something rude.")
+    service.report_turn(turn.id, user(r), "rude")
+    service.hide_turn(turn.id, user(mod), "rude")
+    service.restore_turn(turn.id, user(mod), "on appeal")
+    assert queries.moderation_queue() == []
+    report = service.report_turn(turn.id, user(r), "still rude")
+    assert report.status == "open" and report.reason == "still rude"
+    assert report.resolved_by_id is None and report.resolved_at is None
+    [item] = queries.moderation_queue()
+    assert item["turn"]["id"] == turn.id and item["report_count"] == 1
+    assert db.session.scalar(select(func.count(Report.id))) == 1
+
+
 def test_every_action_writes_exactly_one_audit_row(f):
     """Does each moderation action add exactly one audit row naming who, what and why?"""
     a, r, mod, admin = f.user(), f.user(), f.user(role="moderator"), f.user(role="admin")

@@ -151,6 +151,12 @@ def test_report_then_hide_from_the_queue(app, client, factory, people):
     assert count(app, Report) == 1
     mod = signed_in(app, "mod")
     queue = mod.get("/admin").get_data(as_text=True)
+    with_slash = mod.get("/admin/")
+    assert with_slash.status_code == 200 and "Selling things" in with_slash.get_data(as_text=True)
+    page = mod.get(f"/stories/{sid}").get_data(as_text=True)
+    row = page.split('class="turn-tools mod-tools"', 1)[1].split("</div>", 1)[0]
+    assert "report-link" in row and "Hide…" in row  # one row, side by side
+    assert 'aria-label="Report §1, ' in page
     for shown in (
         "Harbour",
         "The spam paragraph.",
