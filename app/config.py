@@ -2,51 +2,25 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from app.settings import ROOT, Settings, SettingsError, load_settings, parse_models
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _model_registry() -> dict[str, str]:
-    """Parse RELAY_MODELS="key=path_or_hub_id,key2=..." on top of the shipped defaults."""
-    registry = {
-        "en": str(ROOT / "models" / "default-en"),
-        "ko": str(ROOT / "models" / "default-ko"),
-    }
-    for item in os.environ.get("RELAY_MODELS", "").split(","):
-        if "=" in item:
-            key, target = item.split("=", 1)
-            registry[key.strip()] = target.strip()
-    return registry
+__all__ = ["ROOT", "Config", "SettingsError", "TestConfig"]
 
 
 class Config:
-    """Production/default settings, read from the environment at instantiation."""
+    """Production/default settings, read from the environment (app.settings) at instantiation;
+    a malformed value raises SettingsError naming the variable."""
 
     def __init__(self) -> None:
-        self.SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
-        self.SQLALCHEMY_DATABASE_URI = os.environ.get(
-            "DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'relay.sqlite3'}"
-        )
+        env = load_settings()
+        self.SECRET_KEY = env.SECRET_KEY
+        self.SQLALCHEMY_DATABASE_URI = env.DATABASE_URL
         # pool_pre_ping: connections survive a database restart. The pool is sized for a
         # threaded gunicorn worker (WEB_THREADS) so requests don't queue for a connection.
         self.SQLALCHEMY_ENGINE_OPTIONS = {
             "pool_pre_ping": True,
-            "pool_size": _env_int("DB_POOL_SIZE", 10),
-            "max_overflow": _env_int("DB_MAX_OVERFLOW", 30),
+            "pool_size": env.DB_POOL_SIZE,
+            "max_overflow": env.DB_MAX_OVERFLOW,
         }
         if self.SQLALCHEMY_DATABASE_URI in ("sqlite://", "sqlite:///:memory:"):
             self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}  # a single-connection pool
@@ -55,55 +29,62 @@ class Config:
         self.REMEMBER_COOKIE_HTTPONLY = True
         self.REMEMBER_COOKIE_SAMESITE = "Lax"
         self.WTF_CSRF_TIME_LIMIT = None
-        self.MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 64 * 1024)
+        self.MAX_CONTENT_LENGTH = env.MAX_CONTENT_LENGTH
+        self._relay(env)
+        self._generation(env)
 
-        # Relay limits.
-        self.TITLE_MAX_CHARS = _env_int("TITLE_MAX_CHARS", 120)
-        self.PARAGRAPH_MAX_CHARS = _env_int("PARAGRAPH_MAX_CHARS", 2000)
-        self.OPENING_MAX_CHARS = _env_int("OPENING_MAX_CHARS", 4000)
-        self.TURNS_PER_STORY_MAX = _env_int("TURNS_PER_STORY_MAX", 1000)
-        self.AI_TOKENS_MIN = _env_int("AI_TOKENS_MIN", 16)
-        self.AI_TOKENS_MAX = _env_int("AI_TOKENS_MAX", 200)
-        self.QUEUE_MAX = _env_int("QUEUE_MAX", 64)
-        self.RATELIMIT_DEFAULT = os.environ.get("RATELIMIT_DEFAULT", "300 per minute")
-        self.RATELIMIT_TURNS = os.environ.get("RATELIMIT_TURNS", "20 per minute")
-        self.RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "10 per minute")
+    def _relay(self, env: Settings) -> None:
+        """Relay limits, rate limits and the content filter."""
+        for name in (
+            "TITLE_MAX_CHARS",
+            "PARAGRAPH_MAX_CHARS",
+            "OPENING_MAX_CHARS",
+            "TURNS_PER_STORY_MAX",
+            "AI_TOKENS_MIN",
+            "AI_TOKENS_MAX",
+            "QUEUE_MAX",
+            "RATELIMIT_DEFAULT",
+            "RATELIMIT_TURNS",
+            "RATELIMIT_LOGIN",
+            "RATELIMIT_ENABLED",
+            # Content filter: human text "reject" (422) or "hold" (story waits for review);
+            # model output "regenerate" (up to FILTER_MODEL_RETRIES times, then hold) or "hold".
+            "FILTER_HUMAN_ACTION",
+            "FILTER_MODEL_ACTION",
+            "FILTER_MODEL_RETRIES",
+        ):
+            setattr(self, name, getattr(env, name))
         # Scaled mode: limits shared by every web worker, in Redis (in memory while it is down).
-        self.RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or (
-            os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-            if os.environ.get("RELAY_RUN_MODE") == "scaled"
-            else "memory://"
+        self.RATELIMIT_STORAGE_URI = env.RATELIMIT_STORAGE_URI or (
+            env.REDIS_URL if env.RELAY_RUN_MODE == "scaled" else "memory://"
         )
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-        self.RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_HEADERS_ENABLED = True
 
-        # Content filter: human text "reject" (422) or "hold" (story waits for review);
-        # model output "regenerate" (up to FILTER_MODEL_RETRIES times, then hold) or "hold".
-        self.FILTER_HUMAN_ACTION = os.environ.get("FILTER_HUMAN_ACTION", "reject")
-        self.FILTER_MODEL_ACTION = os.environ.get("FILTER_MODEL_ACTION", "regenerate")
-        self.FILTER_MODEL_RETRIES = _env_int("FILTER_MODEL_RETRIES", 2)
-
-        # Generation.
-        self.RELAY_MODELS = _model_registry()
-        self.RELAY_RUN_MODE = os.environ.get("RELAY_RUN_MODE", "embedded")
-        self.RELAY_DEVICE = os.environ.get("RELAY_DEVICE", "")  # "" = cuda if present else cpu
-        self.RELAY_TORCH_THREADS = _env_int("RELAY_TORCH_THREADS", 0)  # 0 = torch default
-        self.RELAY_START_RUNNER = _env_bool("RELAY_START_RUNNER", True)
-        # Embedded runner: generation threads in the web process (0 = 4 with the batching
-        # engine, whose batch they share; 1 with RELAY_ENGINE=hf), and how often an
-        # idle one polls the database for queued jobs whose hand-off was lost.
-        self.RELAY_RUNNER_THREADS = _env_int("RELAY_RUNNER_THREADS", 0)
-        # Generation engine (issue 6): batched = continuous batching, hf = one HF generate per job.
-        self.RELAY_ENGINE = os.environ.get("RELAY_ENGINE", "batched")
-        self.RELAY_PRECISION = os.environ.get("RELAY_PRECISION", "int8")  # fp32, bf16; GPU: fp16
-        self.RELAY_MAX_BATCH = _env_int("RELAY_MAX_BATCH", 16)
-        # KV cache dtype: auto (the weights'; for int8 on a CPU with native bf16, bf16 if one
-        # decode attention timed at start ran faster on it), fp32, bf16
-        self.RELAY_KV_CACHE = os.environ.get("RELAY_KV_CACHE", "auto")
-        self.RELAY_RUNNER_POLL_SECONDS = float(os.environ.get("RELAY_RUNNER_POLL_SECONDS", "5"))
-        self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-        self.SSE_KEEPALIVE_SECONDS = _env_int("SSE_KEEPALIVE_SECONDS", 15)
+    def _generation(self, env: Settings) -> None:
+        """Models, run mode, runner and engine (README: configuration)."""
+        self.RELAY_MODELS = parse_models(env.RELAY_MODELS)
+        for name in (
+            "RELAY_RUN_MODE",
+            "RELAY_DEVICE",  # "" = cuda if present else cpu
+            "RELAY_TORCH_THREADS",  # 0 = torch default
+            "RELAY_START_RUNNER",
+            # Embedded runner: generation threads in the web process (0 = 4 with the batching
+            # engine, whose batch they share; 1 with RELAY_ENGINE=hf), and how often an
+            # idle one polls the database for queued jobs whose hand-off was lost.
+            "RELAY_RUNNER_THREADS",
+            "RELAY_RUNNER_POLL_SECONDS",
+            # Generation engine: batched = continuous batching, hf = one HF generate per job;
+            # precision int8 | fp32 | bf16 (GPU: fp16); KV cache auto | fp32 | bf16 (auto: the
+            # weights', or for int8 on a native-bf16 CPU whichever decode attention timed faster).
+            "RELAY_ENGINE",
+            "RELAY_PRECISION",
+            "RELAY_MAX_BATCH",
+            "RELAY_KV_CACHE",
+            "REDIS_URL",
+            "SSE_KEEPALIVE_SECONDS",
+        ):
+            setattr(self, name, getattr(env, name))
 
 
 class TestConfig(Config):
