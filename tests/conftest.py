@@ -146,6 +146,19 @@ def cli_runner(app):
     return app.test_cli_runner()
 
 
+def session_user_id(app, user_id: int) -> str:
+    """A value for a test client's session "_user_id": a live browser session of the user
+    (what signing in stores), for tests that put a session cookie together by hand."""
+    from app.accounts.models import User
+    from app.accounts.service import start_session
+    from app.extensions import db
+
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        start_session(user)
+        return user.get_id()
+
+
 class Factory:
     """Test data through the same service functions the app uses."""
 

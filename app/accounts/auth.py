@@ -1,7 +1,9 @@
 """Who is asking: session users (Flask-Login) and API bearer tokens, roles.
 
-A session stores "user_id:session_version"; suspending a user bumps the
-version, which ends every session at once. Bearer tokens are looked up by
+A session stores "user_id:session_version:session_id"; the session id names a
+`UserSession` row, which logging out deletes (a saved cookie stops working), and
+suspending a user or "log out everywhere" bumps the version, which ends every
+session at once. Bearer tokens are looked up by
 their SHA-256; a suspended user's tokens stop working with the same check.
 """
 
@@ -36,14 +38,27 @@ def load_session_user(user_id: str) -> User | None:
     (a bad token is a 401, never a fall-back to the browser session and its CSRF rules)."""
     if has_request_context() and bearer_token(request) is not None:
         return load_token_user(request)
+    from app.accounts.service import session_is_live
+
     try:
-        raw_id, version = user_id.split(":", 1)
+        raw_id, version, session_id = user_id.split(":", 2)
         user = db.session.get(User, int(raw_id))
     except (ValueError, TypeError):
         return None
     if user is None or str(user.session_version) != version or user.is_suspended:
         return None
+    if not session_is_live(user.id, session_id):
+        return None
+    user.login_session_id = session_id
     return user
+
+
+def current_session_id() -> str | None:
+    """The UserSession id of this browser's sign-in, if it has one."""
+    from flask import session
+
+    parts = str(session.get("_user_id") or "").split(":", 2)
+    return parts[2] if len(parts) == 3 else None
 
 
 def bearer_token(req: Request) -> str | None:

@@ -43,7 +43,11 @@ class User(UserMixin, db.Model):
         return check_password_hash(self.password_hash, password)
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        """What Flask-Login keeps in the session cookie: id, version and the session row
+        (`login_session_id`, set by app.accounts.service.start_session or on load)."""
+        base = f"{self.id}:{self.session_version}"
+        session_id = self.__dict__.get("login_session_id")
+        return f"{base}:{session_id}" if session_id else base
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
@@ -80,3 +84,14 @@ class ApiToken(db.Model):
         """Create a token row for user; return it with the raw token (shown once)."""
         raw = secrets.token_urlsafe(32)
         return cls(user=user, token_hash=cls.hash(raw)), raw
+
+
+class UserSession(db.Model):
+    """One signed-in browser. Logging out deletes its row, so a saved copy of the session
+    cookie stops working; "log out everywhere" deletes them all (API tokens stay)."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 
-from app.accounts.models import ApiToken, User
+from app.accounts.models import ApiToken, User, UserSession
 from app.errors import Conflict, Invalid, Unauthorized
 from app.extensions import db
 
@@ -70,3 +71,33 @@ def suspend_user(user: User, suspended: bool) -> None:
         for token in list(user.tokens):
             db.session.delete(token)
     db.session.commit()
+
+
+def start_session(user: User) -> str:
+    """A new browser session row for `user`; its id goes into the session cookie."""
+    session_id = secrets.token_urlsafe(32)
+    db.session.add(UserSession(id=session_id, user_id=user.id))
+    db.session.commit()
+    user.login_session_id = session_id
+    return session_id
+
+
+def session_is_live(user_id: int, session_id: str) -> bool:
+    """Whether the browser session row exists (not logged out) and is this user's."""
+    row = db.session.get(UserSession, session_id)
+    return row is not None and row.user_id == user_id
+
+
+def end_session(session_id: str | None) -> None:
+    """Log this browser out on the server: the session row goes."""
+    if session_id:
+        db.session.execute(delete(UserSession).where(UserSession.id == session_id))
+        db.session.commit()
+
+
+def end_all_sessions(user: User) -> int:
+    """Every browser session of `user` ends (API tokens are left alone); returns how many."""
+    ended = db.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    user.session_version += 1
+    db.session.commit()
+    return ended.rowcount or 0

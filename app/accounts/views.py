@@ -8,11 +8,18 @@ are rate-limited with RATELIMIT_LOGIN.
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
+from app.accounts.auth import current_session_id
 from app.accounts.forms import LoginForm, RegisterForm
-from app.accounts.service import authenticate, register_user
+from app.accounts.service import (
+    authenticate,
+    end_all_sessions,
+    end_session,
+    register_user,
+    start_session,
+)
 from app.errors import RelayError
 from app.extensions import limiter
 from app.formerrors import attach_error
@@ -40,6 +47,7 @@ def register() -> Response | tuple[str, int] | str:
         except RelayError as exc:
             attach_error(form, exc)
             return render_template("accounts/register.html", form=form), exc.status
+        start_session(user)
         login_user(user)
         flash(f"Welcome, {user.username}. Start a story or join one.", "success")
         return redirect(_safe_next() or url_for("stories.index"))
@@ -60,6 +68,7 @@ def login() -> Response | tuple[str, int] | str:
         except RelayError as exc:
             form.form_errors.append(exc.message)
             return render_template("accounts/login.html", form=form), exc.status
+        start_session(user)
         login_user(user, remember=bool(form.remember.data))
         return redirect(_safe_next() or url_for("stories.index"))
     status = 422 if form.is_submitted() else 200
@@ -68,9 +77,21 @@ def login() -> Response | tuple[str, int] | str:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
-    """Sign out (a CSRF-protected POST, so no page can sign you out by a link)."""
+    """Sign out this browser (a CSRF-protected POST, so no page can sign you out by a link);
+    the session ends on the server too, so a copied cookie no longer works."""
+    end_session(current_session_id())
     logout_user()
     flash("You are signed out.", "success")
+    return redirect(url_for("stories.index"))
+
+
+@bp.route("/logout/everywhere", methods=["POST"])
+@login_required
+def logout_everywhere() -> Response:
+    """End every browser session of this user (other devices too); API tokens stay."""
+    ended = end_all_sessions(current_user)
+    logout_user()
+    flash(f"You are signed out everywhere ({ended} sessions ended).", "success")
     return redirect(url_for("stories.index"))
 
 

@@ -8,7 +8,7 @@ import os
 from itsdangerous import URLSafeTimedSerializer
 
 from tests.api.conftest import counts
-from tests.conftest import _reset_schema, make_app
+from tests.conftest import _reset_schema, make_app, session_user_id
 
 
 def test_register_then_issue_and_use_a_token(app, client):
@@ -99,7 +99,7 @@ def _session_login(app, client, user_id: int) -> str:
     """Sign the test client in with a session cookie; return a valid X-CSRFToken value."""
     raw = hashlib.sha1(os.urandom(64)).hexdigest()
     with client.session_transaction() as session:
-        session["_user_id"] = f"{user_id}:0"
+        session["_user_id"] = session_user_id(app, user_id)
         session["_fresh"] = True
         session["csrf_token"] = raw
     return URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token").dumps(raw)

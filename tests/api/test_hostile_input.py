@@ -7,6 +7,7 @@ import pytest
 
 from tests.api.conftest import answer, counts, first_paragraph
 from tests.api.test_bad_input_api import error_of
+from tests.conftest import session_user_id
 
 HUGE = "99999999999999999999"  # past 2**63 - 1: SQLite raised OverflowError on it
 PAST_INT4 = "3000000000"  # past PostgreSQL's INTEGER: "integer out of range"
@@ -125,7 +126,7 @@ def test_a_bad_bearer_token_never_falls_back_to_the_session(app, client, factory
     """With a browser session and a wrong token, is the call a 401, not the session user's?"""
     uid = factory.user()
     with client.session_transaction() as cookie:
-        cookie["_user_id"], cookie["_fresh"] = f"{uid}:0", True
+        cookie["_user_id"], cookie["_fresh"] = session_user_id(app, uid), True
     assert client.get("/api/v1/auth/me").status_code == 200  # the session alone works
     bad = {"Authorization": "Bearer nope"}
     error_of(client.get("/api/v1/auth/me", headers=bad), 401, "bad_token")
@@ -217,7 +218,7 @@ def test_admin_form_redirects_stay_on_this_site(app, client, factory):
     mod = factory.user(role="moderator")
     sid = factory.story(factory.user())
     with client.session_transaction() as cookie:
-        cookie["_user_id"], cookie["_fresh"] = f"{mod}:0", True
+        cookie["_user_id"], cookie["_fresh"] = session_user_id(app, mod), True
     for target in ("/\r\nSet-Cookie: x=1", "/\t/evil.example", "https://evil.example/", "//evil"):
         response = client.post(
             f"/admin/stories/{sid}/status", data={"status": "locked", "next": target}
@@ -289,7 +290,7 @@ def test_nul_in_a_browser_form_or_search_is_a_page_with_the_reason(app, client, 
     """Does a NUL in an admin search box or a form field give a 400 page saying why?"""
     admin = factory.user(role="admin")
     with client.session_transaction() as cookie:
-        cookie["_user_id"], cookie["_fresh"] = f"{admin}:0", True
+        cookie["_user_id"], cookie["_fresh"] = session_user_id(app, admin), True
     for response in (
         client.get("/admin/stories?q=a%00b"),
         client.post("/admin/filters", data={"language": "en", "kind": "word", "value": "a\x00b"}),

@@ -8,7 +8,7 @@ import pytest
 
 from app.moderation.models import AuditEntry, FilterRule, Report
 from app.stories.models import GenerationJob, Story, Turn
-from tests.conftest import build_app, close_app
+from tests.conftest import build_app, close_app, session_user_id
 from tests.moderation.conftest import (
     UNSAFE,
     add_turn,
@@ -99,7 +99,7 @@ def test_state_changing_browser_routes_need_a_csrf_token(db_url, tiny_model_dir)
         } <= endpoints
         anonymous, session = app.test_client(), app.test_client()
         with session.session_transaction() as cookie:
-            cookie["_user_id"], cookie["_fresh"] = f"{admin}:0", True
+            cookie["_user_id"], cookie["_fresh"] = session_user_id(app, admin), True
         for method, url, _ in unsafe:
             for client in (anonymous, session):
                 for target in {url, url.replace("999999", str(tid))}:
@@ -186,7 +186,7 @@ def test_bad_actions_show_a_message_and_change_nothing(app, factory, people):
     assert mod.post("/admin/turns/999999/hide", data={"reason": "x"}).status_code == 302
     assert "does not exist" in flashes(mod.get("/admin"))
     outside = mod.post(f"/admin/turns/{tid}/dismiss", data={"next": "https://evil.example/"})
-    assert outside.location.endswith("/admin")
+    assert outside.location.endswith("/admin/")
     report = signed_in(app, "other").post(f"/turns/{tid}/report", data={"reason": ""})
     assert report.status_code == 422 and "Give a reason." in report.get_data(as_text=True)
     assert turn_state(app, tid)["hidden"] is False

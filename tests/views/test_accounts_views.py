@@ -119,3 +119,43 @@ def test_forms_need_a_csrf_token(db_url, tiny_model_dir):
         assert _users(app) == 1
     finally:
         close_app(app)
+
+
+def _saved_cookie(client) -> str:
+    return client.get_cookie("session").value
+
+
+def test_logout_ends_the_session_on_the_server(app, client, browser, factory):
+    """Does a session cookie saved before logging out stop working afterwards?"""
+    factory.user("alice")
+    browser.login("alice")
+    saved = _saved_cookie(client)
+    client.post("/logout")
+    thief = app.test_client()
+    thief.set_cookie("session", saved)
+    page = thief.get("/").get_data(as_text=True)
+    assert "Signed in as" not in page and "Log in" in page
+    assert thief.get("/stories/new").status_code == 302  # sent to the login page
+
+
+def test_logout_everywhere_ends_every_session_but_keeps_api_tokens(app, client, browser, factory):
+    """Does "log out everywhere" end this and other browsers' sessions, leaving tokens alone?"""
+    from app.accounts.service import issue_token
+
+    uid = factory.user("alice")
+    with app.app_context():
+        token = issue_token(db.session.get(User, uid))
+    other = app.test_client()
+    Browser = type(browser)
+    Browser(other).login("alice")
+    browser.login("alice")
+    assert "Signed in as" in other.get("/").get_data(as_text=True)
+    assert client.get("/logout/everywhere").status_code == 405
+    done = client.post("/logout/everywhere")
+    assert done.status_code == 302
+    assert "signed out everywhere (2 sessions ended)" in client.get("/").get_data(as_text=True)
+    assert "Signed in as" not in other.get("/").get_data(as_text=True)
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.get_json()["username"] == "alice"
+    browser.login("alice")  # signing in again works
+    assert "Signed in as" in client.get("/").get_data(as_text=True)
