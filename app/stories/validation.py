@@ -82,7 +82,26 @@ def model_for(language: str, model_key: Any) -> str:
         return language
     if not isinstance(model_key, str) or model_key not in registry:
         raise Invalid(f"Unknown model; configured: {', '.join(sorted(registry))}.", field="model")
+    writes = model_language(model_key)
+    if writes is not None and writes != language:
+        raise Invalid(
+            f"The model {model_key!r} writes {LANGUAGE_NAMES.get(writes, writes)}; "
+            f"pick a model for {LANGUAGE_NAMES.get(language, language)} stories.",
+            field="model",
+        )
     return model_key
+
+
+LANGUAGE_NAMES = {"en": "English", "ko": "Korean"}
+
+
+def model_language(model_key: str) -> str | None:
+    """The language a model key writes: the key itself ("en", "ko") or its prefix
+    ("ko-poetry", "en_gpt2"); None for other keys, which any story may use."""
+    for language in LANGUAGES:
+        if model_key == language or model_key.startswith((f"{language}-", f"{language}_")):
+            return language
+    return None
 
 
 def story_fields(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:

@@ -27,6 +27,29 @@ def test_create_story_returns_it(client, factory):
     assert (default["policy"], default["preset"], default["model"]) == ("open", "balanced", "en")
 
 
+def test_a_story_cannot_start_with_a_model_of_another_language(app, client, factory):
+    """Is an English story with the Korean model (or the reverse) a 422 naming the field,
+    while a model of no declared language ("tiny") fits either?"""
+    ada = factory.user("ada")
+    app.config["RELAY_MODELS"] = {**app.config["RELAY_MODELS"], "ko-poems": "x", "en_big": "y"}
+    for language, model in (("en", "ko"), ("ko", "en"), ("en", "ko-poems"), ("ko", "en_big")):
+        response = client.post(
+            "/api/v1/stories",
+            json={**STORY, "language": language, "model": model},
+            headers=factory.headers(ada),
+        )
+        assert response.status_code == 422, (language, model)
+        error = response.get_json()["error"]
+        assert error["field"] == "model" and "writes" in error["message"]
+    for language, model in (("ko", "ko"), ("ko", "tiny"), ("en", "en_big")):
+        response = client.post(
+            "/api/v1/stories",
+            json={**STORY, "language": language, "model": model},
+            headers=factory.headers(ada),
+        )
+        assert response.status_code == 201, (language, model, response.get_json())
+
+
 def test_story_list_is_paginated_with_visible_turn_counts(app, client, factory):
     """Does GET /stories page through stories, newest activity first, counting visible turns?"""
     ada, bob = factory.user(), factory.user()
