@@ -17,17 +17,32 @@ USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,40}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 200
 
 
+def registration_problems(username: Any, password: Any) -> list[Invalid | Conflict]:
+    """Everything wrong with a registration at once (the form shows them all together)."""
+    problems: list[Invalid | Conflict] = []
+    name_ok = isinstance(username, str) and USERNAME.fullmatch(username)  # "$" allows "\n"
+    if not name_ok:
+        problems.append(
+            Invalid("username must be 3-40 letters, digits, '.', '_' or '-'.", field="username")
+        )
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        problems.append(
+            Invalid(f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters.", field="password")
+        )
+    if name_ok:
+        taken = db.select(User).where(func.lower(User.username) == username.lower())
+        if db.session.scalars(taken).first():  # "Alice" and "alice" would be impersonation
+            problems.append(
+                Conflict("That username is taken.", code="username_taken", field="username")
+            )
+    return problems
+
+
 def register_user(username: Any, password: Any) -> User:
     """Create a writer; 422 for a bad name or password, 409 if the name is taken."""
-    if not isinstance(username, str) or not USERNAME.fullmatch(username):  # "$" allows "\n"
-        raise Invalid("username must be 3-40 letters, digits, '.', '_' or '-'.", field="username")
-    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise Invalid(
-            f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters.", field="password"
-        )
-    taken = db.select(User).where(func.lower(User.username) == username.lower())
-    if db.session.scalars(taken).first():  # "Alice" and "alice" would be impersonation
-        raise Conflict("That username is taken.", code="username_taken")
+    problems = registration_problems(username, password)
+    if problems:
+        raise problems[0]
     user = User(username=username)
     user.set_password(password)
     db.session.add(user)

@@ -18,6 +18,7 @@ from app.accounts.service import (
     end_all_sessions,
     end_session,
     register_user,
+    registration_problems,
     start_session,
 )
 from app.errors import RelayError
@@ -41,18 +42,24 @@ def register() -> Response | tuple[str, int] | str:
     if current_user.is_authenticated:
         return redirect(url_for("stories.index"))
     form = RegisterForm()
-    if form.validate_on_submit():
+    if form.is_submitted():
+        valid = form.validate()  # every field's own check, and then every account rule
+        problems = registration_problems(form.username.data, form.password.data)
+        for problem in problems:
+            attach_error(form, problem)
+        if not valid or problems:
+            status = 409 if valid and all(p.status == 409 for p in problems) else 422
+            return render_template("accounts/register.html", form=form), status
         try:
             user = register_user(form.username.data, form.password.data)
-        except RelayError as exc:
+        except RelayError as exc:  # taken a moment ago by a concurrent request
             attach_error(form, exc)
             return render_template("accounts/register.html", form=form), exc.status
         start_session(user)
         login_user(user)
         flash(f"Welcome, {user.username}. Start a story or join one.", "success")
         return redirect(_safe_next() or url_for("stories.index"))
-    status = 422 if form.is_submitted() else 200
-    return render_template("accounts/register.html", form=form), status
+    return render_template("accounts/register.html", form=form), 200
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -159,3 +159,22 @@ def test_logout_everywhere_ends_every_session_but_keeps_api_tokens(app, client, 
     assert me.status_code == 200 and me.get_json()["username"] == "alice"
     browser.login("alice")  # signing in again works
     assert "Signed in as" in client.get("/").get_data(as_text=True)
+
+
+def test_registration_shows_every_mistake_at_once(app, client, factory):
+    """A bad name, a short password and a mismatched repeat: all three on one page?"""
+    bad = client.post("/register", data={"username": "a!", "password": "short", "confirm": "x"})
+    assert bad.status_code == 422
+    page = bad.get_data(as_text=True)
+    for message in (
+        "Username must be 3-40 letters",
+        "Password must be 8-200 characters",
+        "The passwords differ.",
+    ):
+        assert message in page
+    factory.user("alice")
+    form = {"username": "Alice", "password": "short", "confirm": "x"}
+    taken = client.post("/register", data=form)
+    page = taken.get_data(as_text=True)
+    assert "That username is taken." in page and "Password must be 8-200" in page
+    assert _users(app) == 1
