@@ -129,3 +129,15 @@ def audit_dict(entry: AuditEntry) -> dict[str, Any]:
         "details": entry.details,
         "created_at": entry.created_at.isoformat() + "Z",
     }
+
+
+def reported_by(user_id: int | None, turn_ids: list[int]) -> set[int]:
+    """Which of these turns the user has an open report on (the page says "Reported")."""
+    if user_id is None or not turn_ids:
+        return set()
+    rows = db.session.scalars(
+        select(Report.turn_id).where(
+            Report.reporter_id == user_id, Report.status == "open", Report.turn_id.in_(turn_ids)
+        )
+    )
+    return set(rows)

@@ -282,7 +282,7 @@ def report(turn_id: int) -> Response | tuple[str, int] | str:
         except RelayError as exc:
             form.reason.errors = [exc.message]
             return render_template("admin/report.html", turn=turn, form=form), exc.status
-        flash("Thank you: a moderator will look at this turn.", "success")
+        # The confirmation stands beside the turn (the page scrolls there), not out of view.
         target = url_for("stories.show", story_id=turn.story_id, _anchor=f"turn-{turn.position}")
         return redirect(target)
     return render_template("admin/report.html", turn=turn, form=form)

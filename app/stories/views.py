@@ -256,6 +256,12 @@ def _turn_window(story: Story, before: int | None) -> tuple[list[Turn], bool]:
     return list(reversed(rows[:TURNS_PER_PAGE])), has_earlier
 
 
+def reported_by(user_id: int | None, turn_ids: list[int]) -> set[int]:
+    from app.moderation.queries import reported_by as query
+
+    return query(user_id, turn_ids)
+
+
 def _render_story(story: Story, form: TurnForm | None = None) -> str:
     before = arg_int("before", None)
     turns, has_earlier = _turn_window(story, before)
@@ -274,6 +280,7 @@ def _render_story(story: Story, form: TurnForm | None = None) -> str:
         form=form,
         sees_hidden=_sees_hidden(),
         is_participant=bool(user and any(p.user_id == user.id for p in story.participants)),
+        reported=reported_by(user.id if user else None, [t.id for t in turns]),
     )
 
 

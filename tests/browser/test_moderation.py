@@ -49,7 +49,9 @@ def test_moderator_hides_a_reported_turn_and_readers_drop_it_live(quiet_server, 
     expect(reporter.locator("blockquote")).to_have_text("Answer 0.")
     reporter.get_by_label("Why should a moderator look at this turn?").fill("Off-topic spam")
     reporter.get_by_role("button", name="Send the report").click()
-    expect(reporter.locator(".flash-success")).to_contain_text("a moderator will look")
+    reported = reporter.locator(".turn", has_text="Answer 0.").get_by_test_id("reported")
+    expect(reported).to_contain_text("a moderator will look")
+    expect(reported).to_be_in_viewport()  # beside the turn, where the reader is looking
 
     reader = new_page()
     reader.goto(f"{base}/stories/{story_id}")

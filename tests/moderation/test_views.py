@@ -147,6 +147,10 @@ def test_report_then_hide_from_the_queue(app, client, factory, people):
     assert form.status_code == 200 and "The spam paragraph." in form.get_data(as_text=True)
     sent = bruno.post(f"/turns/{tid}/report", data={"reason": "Selling things"})
     assert sent.status_code == 302 and sent.location.endswith(f"/stories/{sid}#turn-1")
+    after = bruno.get(f"/stories/{sid}").get_data(as_text=True)
+    beside = after.split('id="turn-1"', 1)[1].split("</article>", 1)[0]
+    assert 'data-testid="reported"' in beside  # the confirmation stands beside the turn
+    assert f"/turns/{tid}/report" not in after  # and the Report link looks different now
     bruno.post(f"/turns/{tid}/report", data={"reason": "Again"})
     assert count(app, Report) == 1
     mod = signed_in(app, "mod")
