@@ -358,9 +358,18 @@ def _check_position(story: Story, expected: int) -> None:
         missed = [
             turn_dict(t) for t in visible_turns(story, since=min(expected, story.last_position))
         ]
-        said = "moved on" if expected < story.last_position else "is not that long"
+        if expected < story.last_position:  # counted as readers count: visible paragraphs
+            new = len(missed)
+            message = (
+                f"The story moved on: {new} new paragraph{'s' if new != 1 else ''} since you "
+                "looked (shown now). Read them, then send yours again."
+                if new
+                else "The story changed since you looked. Send your paragraph again."
+            )
+        else:
+            message = "The story is not that long: reload it and send your paragraph again."
         raise Conflict(
-            f"The story {said}: it has {story.last_position} turns, you saw {expected}.",
+            message,
             code="stale_position",
             last_position=story.last_position,
             missed=missed,

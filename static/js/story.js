@@ -127,6 +127,9 @@
 
   // --- state: who writes next, what the viewer may regenerate ---------------
 
+  const CONFLICTS = new Set(["stale_position", "generation_pending", "not_your_turn", "same_writer", "awaiting_review"]);
+  let conflictShown = false;
+
   function setCanWrite(value) {
     canWrite = value;
     if (submit) submit.disabled = !value || posting;
@@ -149,6 +152,10 @@
     syncExpected();
     if (hint) hint.textContent = state.hint || "";
     setCanWrite(Boolean(state.can_write));
+    if (conflictShown && state.can_write && !state.pending_job) {
+      conflictShown = false;
+      showTurnError("");
+    }
     showGenerationError(
       state.failed_job ? `The model could not write its turn: ${state.failed_job.error || "unknown error"}` : "",
     );
@@ -365,6 +372,9 @@
         }
         const error = data.error || {};
         showTurnError(error.message || "That did not work; your text is still here.");
+        // A conflict (lost a race, the model was writing, not your turn) passes once the
+        // story moves on and the server says this writer may write: then the red goes.
+        conflictShown = error.code !== undefined && CONFLICTS.has(error.code);
         if (Array.isArray(error.missed)) {
           for (const turn of error.missed) placeTurn(turn);
         }

@@ -156,3 +156,30 @@ def test_a_silent_stream_still_brings_the_models_turn(live_server, new_page):
     )
     expect(writer.locator(".turn-ai:not(.turn-pending)")).to_have_count(1, timeout=60_000)
     expect(writer.locator(".turn-pending")).to_have_count(0)
+
+
+def test_a_lost_race_error_goes_once_the_story_moves_on(live_server, new_page):
+    """Posting on a page that missed a turn (its stream blocked): is the 409 shown with the
+    missed paragraph, and does the red error go once the model has answered and the
+    writer may write again (it used to stay, next to an enabled button)?"""
+    base = live_server.url
+    writer = new_page()
+    register(writer, base)
+    story_url = start_story(writer, base, "Crossed Lines", "Two letters crossed in the post.")
+    other = new_page()
+    register(other, base)
+    other.route("**/events", lambda route: route.abort())
+    other.goto(story_url)
+    write_turn(writer, "The first letter arrived on Tuesday.")
+    other.get_by_label("Your paragraph").fill("The second letter arrived on Wednesday.")
+    other.locator("#turn-submit").click()
+    expect(other.locator("#turn-error")).to_contain_text("The story moved on: 1 new paragraph")
+    expect(other.locator(".turn-human .turn-text")).to_have_text(
+        ["The first letter arrived on Tuesday."]
+    )
+    expect(other.get_by_label("Your paragraph")).to_have_value(
+        "The second letter arrived on Wednesday."
+    )
+    expect(other.locator(".turn-ai:not(.turn-pending)")).to_have_count(1, timeout=90_000)
+    expect(other.locator("#turn-submit")).to_be_enabled(timeout=30_000)
+    expect(other.locator("#turn-error")).to_be_hidden()

@@ -140,11 +140,19 @@ def test_stale_position_keeps_text_and_explains(app, client, browser, factory):
     )
     assert response.status_code == 409
     page = response.get_data(as_text=True)
-    assert "The story moved on: it has 2 turns, you saw 0." in page
+    assert "The story moved on: 2 new paragraphs since you looked (shown now)." in page
     assert f"{text}</textarea>" in page
     assert "Bob went first." in page  # the turns I missed are on the page
     assert 'name="expected_position" type="hidden" value="2"' in page  # ready to resend
     assert _count(app, Turn) == 2
+    mod = factory.user(role="moderator")
+    with app.app_context():  # a hidden answer is not counted: this writer never saw it
+        from app.moderation import service
+
+        ai = db.session.scalars(select(Turn).where(Turn.kind == "ai")).one()
+        service.hide_turn(ai.id, db.session.get(User, mod), "spam")
+    again = client.post(f"/stories/{story_id}/turns", data={"text": text, "expected_position": 0})
+    assert "The story moved on: 1 new paragraph since you looked" in again.get_data(as_text=True)
 
 
 def test_pending_generation_keeps_text_and_explains(app, client, browser, factory):
