@@ -109,7 +109,14 @@ TurnOut = Model(
     {
         "id": fields.Integer,
         "story_id": fields.Integer,
-        "position": fields.Integer,
+        "position": fields.Integer(
+            description="The turn's identity: stored, gap-free over every turn ever appended "
+            "(hidden ones too); URLs and expected_position use it"
+        ),
+        "number": fields.Integer(
+            description="The paragraph number readers see: visible paragraphs only, no gaps; "
+            "null for a hidden or held turn"
+        ),
         "kind": fields.String(enum=["human", "ai"]),
         "text": fields.String(description="Raw text: escape it on output"),
         "author": fields.String,

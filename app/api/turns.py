@@ -15,7 +15,7 @@ from app.api import schemas
 from app.api.common import json_body, query_int, sees_hidden, turns_limit
 from app.extensions import limiter
 from app.stories import relay
-from app.stories.serialize import job_dict, turn_dict
+from app.stories.serialize import job_dict, turn_dict, turn_dicts
 
 ns = Namespace("turns", path="/stories", description="Turns of a story")
 
@@ -47,7 +47,7 @@ class TurnList(Resource):
             "story_id": story.id,
             "last_position": story.last_position,
             "pending_job": job_dict(pending) if pending else None,
-            "turns": [turn_dict(turn) for turn in turns],
+            "turns": turn_dicts(turns),
         }
 
     @ns.expect(schemas.TurnIn)

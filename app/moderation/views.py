@@ -33,6 +33,7 @@ from app.inputs import PAGE_MAX, arg_int, local_path
 from app.moderation import lookup, queries, service
 from app.moderation.forms import FilterRuleForm, ReportForm, RoleForm
 from app.stories.models import Turn
+from app.stories.serialize import paragraph_number
 from app.stories.views import security_headers
 
 bp = Blueprint("admin", __name__)
@@ -281,11 +282,13 @@ def report(turn_id: int) -> Response | tuple[str, int] | str:
             service.report_turn(turn.id, current_user, form.reason.data)
         except RelayError as exc:
             form.reason.errors = [exc.message]
-            return render_template("admin/report.html", turn=turn, form=form), exc.status
+            return render_template(
+                "admin/report.html", turn=turn, form=form, number=paragraph_number(turn)
+            ), exc.status
         # The confirmation stands beside the turn (the page scrolls there), not out of view.
         target = url_for("stories.show", story_id=turn.story_id, _anchor=f"turn-{turn.position}")
         return redirect(target)
-    return render_template("admin/report.html", turn=turn, form=form)
+    return render_template("admin/report.html", turn=turn, form=form, number=paragraph_number(turn))
 
 
 def _reportable(turn_id: int) -> Turn:

@@ -45,8 +45,8 @@ def _plain(story: Story, turns: list[Turn]) -> str:
     owner = story.owner.username if story.owner else "unknown"
     parts = [story.title, "=" * min(len(story.title), 72), ""]
     parts += [story.opening, f"    [opening, {owner}]", ""]
-    for turn in turns:
-        parts += [turn.text, f"    [{turn.position}, {credit_line(turn)}]", ""]
+    for number, turn in enumerate(turns, 1):  # paragraph numbers: visible turns only
+        parts += [turn.text, f"    [{number}, {credit_line(turn)}]", ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -55,9 +55,9 @@ def _markdown(story: Story, turns: list[Turn]) -> str:
     parts = [f"# {_md_escape(story.title)}", ""]
     parts += [f"*Language: {story.language} · model: {_md_escape(story.model_key)}*", ""]
     parts += [_md_paragraph(story.opening), "", f"<sub>opening, {_md_escape(owner)}</sub>", ""]
-    for turn in turns:
+    for number, turn in enumerate(turns, 1):
         parts += [_md_paragraph(turn.text), ""]
-        parts += [f"<sub>{turn.position}, {_md_escape(credit_line(turn))}</sub>", ""]
+        parts += [f"<sub>{number}, {_md_escape(credit_line(turn))}</sub>", ""]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -25,7 +25,7 @@ from app.generation.queue import get_job_queue
 from app.inputs import decimal
 from app.moderation.filter import check_text
 from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story, Turn
-from app.stories.serialize import job_dict, turn_dict
+from app.stories.serialize import job_dict, turn_dict, turn_dicts
 from app.stories.validation import clean_text, story_fields
 
 
@@ -355,9 +355,7 @@ def _check_open(story: Story) -> None:
 
 def _check_position(story: Story, expected: int) -> None:
     if expected != story.last_position:
-        missed = [
-            turn_dict(t) for t in visible_turns(story, since=min(expected, story.last_position))
-        ]
+        missed = [*turn_dicts(visible_turns(story, since=min(expected, story.last_position)))]
         if expected < story.last_position:  # counted as readers count: visible paragraphs
             new = len(missed)
             message = (

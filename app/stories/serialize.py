@@ -2,6 +2,13 @@
 
 Turn text is returned raw: every edge escapes it on output (Jinja autoescape,
 textContent in the browser); it is never trusted HTML.
+
+Two numbers name a turn. `position` is its identity: stored, unique, gap-free over
+every turn ever appended (hidden and replaced ones included); URLs and
+`expected_position` (the story's `last_position`) use it. `number` is the paragraph
+number readers see: it counts visible paragraphs only (not hidden, not held), so a
+regenerated answer or a hidden turn leaves no gap; a turn readers cannot see has
+`number` None.
 """
 
 from __future__ import annotations
@@ -9,18 +16,67 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
+
+from app.extensions import db
 from app.stories.models import GenerationJob, Story, Turn
+
+_UNSET: Any = object()
+
+
+def is_visible(turn: Turn) -> bool:
+    return not turn.hidden and not turn.held
+
+
+def paragraph_number(turn: Turn) -> int | None:
+    """The paragraph number readers see for this turn (None when they do not see it)."""
+    if not is_visible(turn):
+        return None
+    return visible_before(turn.story_id, turn.position) + 1
+
+
+def visible_before(story_id: int, position: int) -> int:
+    """How many visible turns of the story come before `position` (one COUNT)."""
+    query = select(func.count(Turn.id)).where(
+        Turn.story_id == story_id,
+        Turn.position < position,
+        Turn.hidden.is_(False),
+        Turn.held.is_(False),
+    )
+    return db.session.scalar(query) or 0
+
+
+def paragraph_numbers(turns: list[Turn]) -> dict[int, int | None]:
+    """Reader numbers of consecutive turns of one story, by turn id, with one query."""
+    if not turns:
+        return {}
+    number = visible_before(turns[0].story_id, turns[0].position)
+    out: dict[int, int | None] = {}
+    for turn in sorted(turns, key=lambda t: t.position):
+        if is_visible(turn):
+            number += 1
+            out[turn.id] = number
+        else:
+            out[turn.id] = None
+    return out
+
+
+def turn_dicts(turns: list[Turn]) -> list[dict[str, Any]]:
+    """turn_dict of each turn, numbered with one query (the turns of a page or list)."""
+    numbers = paragraph_numbers(turns)
+    return [turn_dict(turn, numbers[turn.id]) for turn in turns]
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() + "Z" if value else None
 
 
-def turn_dict(turn: Turn) -> dict[str, Any]:
+def turn_dict(turn: Turn, number: int | None = _UNSET) -> dict[str, Any]:
     return {
         "id": turn.id,
         "story_id": turn.story_id,
         "position": turn.position,
+        "number": paragraph_number(turn) if number is _UNSET else number,
         "kind": turn.kind,
         "text": turn.text,
         "author": turn.author.username if turn.author else None,

@@ -37,7 +37,7 @@ from app.stories import relay
 from app.stories.export import export_story
 from app.stories.forms import StoryForm, TurnForm
 from app.stories.models import GenerationJob, Story, Turn
-from app.stories.serialize import job_dict, turn_dict
+from app.stories.serialize import job_dict, paragraph_numbers, turn_dict, turn_dicts
 
 bp = Blueprint("stories", __name__)
 
@@ -123,9 +123,9 @@ def turns_json(story_id: int) -> Response:
         turns = relay.visible_turns(
             story, since=since, include_hidden=_sees_hidden(), viewer_id=_viewer_id()
         )
-        return jsonify({"turns": [turn_dict(t) for t in turns], "has_earlier": False})
+        return jsonify({"turns": turn_dicts(turns), "has_earlier": False})
     turns, has_earlier = _turn_window(story, before)
-    return jsonify({"turns": [turn_dict(t) for t in turns], "has_earlier": has_earlier})
+    return jsonify({"turns": turn_dicts(turns), "has_earlier": has_earlier})
 
 
 @bp.route("/stories/<int:story_id>/state.json")
@@ -281,6 +281,7 @@ def _render_story(story: Story, form: TurnForm | None = None) -> str:
         sees_hidden=_sees_hidden(),
         is_participant=bool(user and any(p.user_id == user.id for p in story.participants)),
         reported=reported_by(user.id if user else None, [t.id for t in turns]),
+        numbers=paragraph_numbers(turns),
     )
 
 

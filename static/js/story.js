@@ -49,8 +49,11 @@
     node.dataset.kind = turn.kind === "ai" ? "ai" : "human";
     node.dataset.author = turn.author || "";
     if (turn.reply_to_id) node.dataset.replyTo = String(turn.reply_to_id);
-    const credit = creditNode(turn.kind === "ai" ? "✦ model" : turn.credit || turn.author || "", `§${turn.position}`);
-    credit.title = `Turn ${turn.position}, ${turn.credit || ""}`;
+    // §n counts visible paragraphs (turn.number); position stays the turn's identity.
+    const number = turn.number ? `§${Number(turn.number)}` : "§–";
+    const credit = creditNode(turn.kind === "ai" ? "✦ model" : turn.credit || turn.author || "", number);
+    credit.title = `${turn.number ? `Paragraph ${turn.number}` : "Not shown to readers"}, ${turn.credit || ""}`;
+    if (turn.number) node.dataset.number = String(turn.number);
     node.append(credit, el("div", "turn-text", turn.text));
     if (turn.hidden) markHidden(node, turn.hidden_reason);
     else if (turn.held) {
@@ -67,14 +70,28 @@
     const tools = el("p", "turn-tools");
     const link = el("a", "report-link", "Report");
     const who = turn.kind === "ai" ? "the model" : turn.credit || turn.author || "";
-    link.setAttribute("aria-label", `Report §${turn.position}, ${who}`);
+    link.setAttribute("aria-label", `Report §${turn.number || turn.position}, ${who}`);
     link.href = story.dataset.reportUrl.replace(/\/0\/report$/, `/${Number(turn.id)}/report`);
     link.rel = "nofollow";
     tools.append(link);
     return tools;
   }
 
+  // A paragraph left or came back: the readers' numbers of the ones after it shift.
+  function renumberAfter(position, delta, except) {
+    for (const other of turns.querySelectorAll(".turn[data-number]")) {
+      if (other === except || Number(other.dataset.position) <= position) continue;
+      const number = Number(other.dataset.number) + delta;
+      other.dataset.number = String(number);
+      const pos = other.querySelector(".credit-pos");
+      if (pos) pos.textContent = `§${number}`;
+    }
+  }
+
   function markHidden(node, reason) {
+    delete node.dataset.number;
+    const pos = node.querySelector(".credit-pos");
+    if (pos) pos.textContent = "§–";
     node.classList.add("turn-hidden");
     let note = node.querySelector(".hidden-reason");
     if (!note) {
@@ -244,8 +261,10 @@
     turn_hidden(event) {
       const node = turns.querySelector(`.turn[data-turn-id="${Number(event.turn_id)}"]`) || findTurn(event.position);
       if (!node) return;
+      const wasNumbered = Boolean(node.dataset.number);
       if (seesHidden) markHidden(node, event.turn ? event.turn.hidden_reason : event.reason);
       else node.remove();
+      if (wasNumbered) renumberAfter(Number(event.position), -1, node);
       refreshState();
     },
     turn_held(event) {
@@ -257,6 +276,7 @@
     turn_restored(event) {
       if (event.turn) {
         placeTurn(event.turn);
+        if (event.turn.number) renumberAfter(Number(event.turn.position), +1, null);
       }
       refreshState();
     },

@@ -181,6 +181,15 @@ def test_regenerate_keeps_history(app, client, factory):
     assert [(t["position"], t["hidden"]) for t in seen] == [(1, False), (2, True), (3, False)]
     assert seen[1]["text"] == "The first answer." and seen[1]["hidden_reason"] == "regenerated"
     assert client.get(f"/api/v1/stories/{sid}").get_json()["turn_count"] == 2
+    # Readers' paragraph numbers have no gap; positions stay the identity (URLs, expected_position)
+    assert [(t["position"], t["number"]) for t in reader["turns"]] == [(1, 1), (3, 2)]
+    assert [t["number"] for t in seen] == [1, None, 2]
+    later = get_turns(client, sid, since=1).get_json()["turns"]
+    assert [(t["position"], t["number"]) for t in later] == [(3, 2)]
+    page = client.get(f"/stories/{sid}").get_data(as_text=True)
+    assert "§2" in page and "§3" not in page
+    export = client.get(f"/stories/{sid}/export.txt").get_data(as_text=True)
+    assert "[2, written by the model" in export and "[3," not in export
 
 
 def test_regenerate_only_the_latest_turn(app, client, factory):
