@@ -11,13 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request
-from sqlalchemy import func, select
 
 from app.accounts.auth import bearer_token, current_user_or_none
 from app.errors import BadRequest, Invalid, Unauthorized
-from app.extensions import csrf, db
+from app.extensions import csrf
 from app.inputs import ID_MAX, decimal, unstorable_field
-from app.stories.models import Turn
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
@@ -61,20 +59,6 @@ def query_int(name: str, default: int, low: int, high: int = ID_MAX) -> int:
     if not low <= number <= high:
         raise Invalid(f"{name} must be between {low} and {high}.", field=name)
     return number
-
-
-def visible_turn_counts(story_ids: list[int]) -> dict[int, int]:
-    """Number of visible turns per story, in one query."""
-    if not story_ids:
-        return {}
-    rows = db.session.execute(
-        select(Turn.story_id, func.count(Turn.id))
-        .where(Turn.story_id.in_(story_ids), Turn.hidden.is_(False))
-        .group_by(Turn.story_id)
-    )
-    counts = dict.fromkeys(story_ids, 0)
-    counts.update({story_id: count for story_id, count in rows})
-    return counts
 
 
 def sees_hidden() -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.accounts.auth import require_user
 from app.api import schemas
-from app.api.common import PER_PAGE_DEFAULT, PER_PAGE_MAX, json_body, query_int, visible_turn_counts
+from app.api.common import PER_PAGE_DEFAULT, PER_PAGE_MAX, json_body, query_int
 from app.errors import Invalid, Unavailable
 from app.extensions import db
 from app.inputs import PAGE_MAX
@@ -29,7 +29,7 @@ EXPORT_FORMATS = ("txt", "md")
 
 
 def story_out(story: Story) -> dict[str, Any]:
-    return story_dict(story, turn_count=visible_turn_counts([story.id])[story.id])
+    return story_dict(story, turn_count=relay.visible_turn_counts([story.id])[story.id])
 
 
 @ns.route("")
@@ -47,7 +47,7 @@ class StoryList(Resource):
             per_page=per_page,
             error_out=False,
         )
-        counts = visible_turn_counts([story.id for story in result.items])
+        counts = relay.visible_turn_counts([story.id for story in result.items])
         return {
             "stories": [story_dict(s, turn_count=counts[s.id]) for s in result.items],
             "page": page,

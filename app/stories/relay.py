@@ -474,3 +474,18 @@ def _submit(job: GenerationJob) -> None:
         # The job row is durable: a runner that comes back picks it up again.
         current_app.logger.warning("job %s queued in the database only", job.id)
         raise
+
+
+def visible_turn_counts(story_ids: list[int]) -> dict[int, int]:
+    """Turns readers see per story (not hidden, not held), in one query: the count the
+    story list, the API and the story page all report."""
+    if not story_ids:
+        return {}
+    rows = db.session.execute(
+        select(Turn.story_id, func.count(Turn.id))
+        .where(Turn.story_id.in_(story_ids), Turn.hidden.is_(False), Turn.held.is_(False))
+        .group_by(Turn.story_id)
+    )
+    counts = dict.fromkeys(story_ids, 0)
+    counts.update({story_id: count for story_id, count in rows})
+    return counts

@@ -91,19 +91,15 @@ def _turn_limit() -> str:
 def index() -> str:
     """Stories, most recently active first, with their number of visible turns."""
     page = arg_int("page", 1, low=1, high=PAGE_MAX)
-    visible = (
-        select(func.count(Turn.id))
-        .where(Turn.story_id == Story.id, Turn.hidden.is_(False), Turn.held.is_(False))
-        .correlate(Story)
-        .scalar_subquery()
-    )
-    query = select(Story, visible.label("turns")).order_by(Story.updated_at.desc(), Story.id.desc())
+    query = select(Story).order_by(Story.updated_at.desc(), Story.id.desc())
     total = db.session.scalar(select(func.count(Story.id)))
     pages = max(1, -(-total // STORIES_PER_PAGE))
     page = min(max(page, 1), pages)
-    rows = db.session.execute(
+    stories = db.session.scalars(
         query.limit(STORIES_PER_PAGE).offset((page - 1) * STORIES_PER_PAGE)
     ).all()
+    counts = relay.visible_turn_counts([story.id for story in stories])
+    rows = [(story, counts[story.id]) for story in stories]
     return render_template("stories/index.html", rows=rows, page=page, pages=pages)
 
 

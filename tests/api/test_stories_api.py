@@ -50,6 +50,30 @@ def test_a_story_cannot_start_with_a_model_of_another_language(app, client, fact
         assert response.status_code == 201, (language, model, response.get_json())
 
 
+def test_browser_and_api_count_the_same_turns(app, client, factory):
+    """With one visible, one hidden and one held turn, do the story list page, the API's list
+    and the API's story all say 1 (the browser counted held turns out, the API in)?"""
+    import re
+
+    from app.extensions import db
+    from app.stories.models import Turn
+
+    ada = factory.user("ada")
+    sid = factory.story(ada, title="Counted")
+    with app.app_context():
+        for position, (hidden, held) in enumerate([(False, False), (True, False), (False, True)]):
+            db.session.add(
+                Turn(story_id=sid, position=position + 1, kind="human", text=f"T{position}",
+                     author_id=ada, hidden=hidden, held=held)
+            )  # fmt: skip
+        db.session.commit()
+    listed = client.get("/api/v1/stories").get_json()["stories"][0]["turn_count"]
+    single = client.get(f"/api/v1/stories/{sid}").get_json()["turn_count"]
+    page = client.get("/").get_data(as_text=True)
+    shown = re.search(r'<td class="num">(\d+)</td>', page).group(1)
+    assert (listed, single, int(shown)) == (1, 1, 1)
+
+
 def test_story_list_is_paginated_with_visible_turn_counts(app, client, factory):
     """Does GET /stories page through stories, newest activity first, counting visible turns?"""
     ada, bob = factory.user(), factory.user()
