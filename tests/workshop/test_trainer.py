@@ -98,3 +98,28 @@ def test_auto_bf16_times_both_and_leaves_the_run_untouched(tiny_config, monkeypa
     for forced, expected in (("on", True), ("off", False)):
         assert trainer.choose_bf16(model, data, replace(config, bf16=forced), "cpu") is expected
     assert not timed  # forced choices are not timed
+
+
+def test_pretrain_then_fine_tune_records_the_lineage(tiny_config, tmp_path):
+    """Pre-training with an extra folder, then fine-tuning from it: does the fine-tuned card
+    name the pre-training folder and stage, list what hygiene removed, and does --dropout
+    reach the loaded checkpoint?"""
+    import json
+    from dataclasses import replace
+
+    from tests.workshop.conftest import story_text
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "more.txt").write_text("CHAPTER IV.\n\n" + story_text(7), encoding="utf-8")
+    pre = train(replace(tiny_config, extra_corpus=[str(extra)], out=str(tmp_path / "pre")))
+    metrics = json.loads((pre / "metrics.json").read_text())
+    assert metrics["config"]["extra_corpus"] == [str(extra)]
+    assert metrics["hygiene"]["rules"]["headings"]["matches"] == 1
+    fine = replace(tiny_config, init=str(pre), out=str(tmp_path / "fine"), dropout=0.2)
+    out = train(fine)
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Pre-training" in card and "`extra/`" in card
+    assert f"trained for {metrics['train_minutes']} min ({metrics['steps']} steps" in card
+    assert "| headings |" in card and "Corpus hygiene" in card
+    assert json.loads((out / "config.json").read_text())["resid_pdrop"] == 0.2
