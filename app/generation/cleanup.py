@@ -1,6 +1,7 @@
 """Cleaning the model's raw continuation into a turn a reader can take.
 
-Rules, in order: drop broken characters and control characters, collapse
+Rules, in order: drop broken characters and control characters, corpus markup
+(bracket tags, `_italics_`, `* * *`: app.workshop.hygiene.strip_inline_markup), collapse
 runaway whitespace, drop heading lines the model copies from its corpus
 ("CHAPTER XV", "BOOK II.", "제3장"), strip a leading fragment (punctuation or
 closing quotes that belong to the previous sentence), then cut after the last sentence end
@@ -13,6 +14,8 @@ empty result means the caller retries.
 from __future__ import annotations
 
 import re
+
+from app.workshop.hygiene import strip_inline_markup
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
@@ -45,7 +48,8 @@ def clean_generation(raw: str, finished: bool = False) -> str:
     `finished` says the model stopped on its own (end of text), so a last
     sentence without punctuation is still whole.
     """
-    text = normalise_whitespace(_HEADING_LINE.sub("", _CONTROL.sub("", raw)))
+    text = strip_inline_markup(_CONTROL.sub("", raw))
+    text = normalise_whitespace(_HEADING_LINE.sub("", text))
     text = _LEADING_FRAGMENT.sub("", text)
     if not text:
         return ""

@@ -208,3 +208,12 @@ def _sub_counted(pattern: re.Pattern, repl: str, text: str, report: HygieneRepor
     text, n = pattern.subn(repl, text)
     report.count(rule, n, before - len(text))
     return text
+
+
+def strip_inline_markup(text: str) -> str:
+    """Bracket tags, underscore italics and star separators removed from a short text (the
+    model's turn, app.generation.cleanup): the rules that need no whole-file layout."""
+    text = _TAG.sub("", text)
+    text = _ITALIC.sub(r"\1", text)
+    text = _STRAY_UNDERSCORE.sub("", text)
+    return _INLINE_STARS.sub(" ", text)

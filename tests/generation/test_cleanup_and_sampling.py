@@ -43,6 +43,13 @@ def test_clean_generation(raw, expected):
     assert clean_generation(raw) == expected
 
 
+def test_corpus_markup_the_model_copies_is_removed():
+    """Gutenberg italics, star separators and bracket tags never reach a reader."""
+    raw = "_1 August._ Mina said _nothing_ at all.\n\n* * * * *\n\n"
+    raw += "[Illustration: A ship] It rained."
+    assert clean_generation(raw) == "1 August. Mina said nothing at all.\n\nIt rained."
+
+
 def test_finished_output_keeps_its_last_sentence():
     """When the model ended on its own, is an unpunctuated last sentence kept whole?"""
     assert clean_generation("He went home. And slept", finished=True) == "He went home."
