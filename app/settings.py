@@ -52,14 +52,10 @@ def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-def _blank_is_default(value: object) -> object:
-    return None if isinstance(value, str) and not value.strip() else value
-
-
 RateLimit = Annotated[str, AfterValidator(_rate_limit)]
 Choice = BeforeValidator(_lower)
-Count = Annotated[int, Field(ge=0), BeforeValidator(_blank_is_default)]
-Positive = Annotated[int, Field(ge=1), BeforeValidator(_blank_is_default)]
+Count = Annotated[int, Field(ge=0)]  # an empty variable is the default (env_ignore_empty)
+Positive = Annotated[int, Field(ge=1)]
 
 
 def parse_models(value: str) -> dict[str, str]:

@@ -70,7 +70,7 @@ def bits_per_char(model_dir: str, lang: str) -> float:
     from app.workshop.data import encode_texts, eval_windows, join_with_separator, load_corpus
     from app.workshop.evaluate import load_model
     from app.workshop.model import model_context
-    from app.workshop.scoring import causal_lm_nll
+    from app.workshop.scoring import Score, causal_lm_nll
 
     model, tokenizer = load_model(model_dir)
     split = load_corpus(CORPORA / lang)
@@ -78,7 +78,7 @@ def bits_per_char(model_dir: str, lang: str) -> float:
     stream = join_with_separator(encode_texts(tokenizer, split.val_texts), sep)
     windows = eval_windows(stream, model_context(model, 256), sep)
     score = causal_lm_nll(model, windows, pad_id=sep)
-    return score.nll / split.val_chars / 0.6931471805599453
+    return Score(score.nll, score.tokens, split.val_chars).bits_per_char
 
 
 def start_app(model_dir: str, lang: str, workdir: Path) -> tuple[subprocess.Popen, int]:

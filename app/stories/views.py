@@ -33,6 +33,7 @@ from app.errors import Invalid, RelayError, Unauthorized, Unavailable
 from app.extensions import db, limiter, login_manager
 from app.formerrors import attach_error, form_message
 from app.inputs import PAGE_MAX, arg_int
+from app.moderation.queries import reported_by
 from app.stories import relay
 from app.stories.export import export_story
 from app.stories.forms import StoryForm, TurnForm
@@ -250,12 +251,6 @@ def _turn_window(story: Story, before: int | None) -> tuple[list[Turn], bool]:
     rows = list(db.session.scalars(query.order_by(Turn.position.desc()).limit(TURNS_PER_PAGE + 1)))
     has_earlier = len(rows) > TURNS_PER_PAGE
     return list(reversed(rows[:TURNS_PER_PAGE])), has_earlier
-
-
-def reported_by(user_id: int | None, turn_ids: list[int]) -> set[int]:
-    from app.moderation.queries import reported_by as query
-
-    return query(user_id, turn_ids)
 
 
 def _render_story(story: Story, form: TurnForm | None = None) -> str:
