@@ -17,55 +17,40 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from app.generation.decoding import IncrementalDecoder, StopReason
 from app.generation.registry import LoadedModel, ModelRegistry
 from app.generation.sampling import SamplingParams
 
 DeltaCallback = Callable[[str], None]
 StopCheck = Callable[[], bool]
-REPLACEMENT_CHAR = "\ufffd"
 
 
 @dataclass(frozen=True)
 class Generation:
     text: str  # decoded continuation, special tokens dropped, not yet cleaned
     token_ids: list[int]  # the generated ids only (no prompt)
-    stop_reason: str  # "eos" | "length" | "stopped"
+    stop_reason: StopReason
 
 
 class DeltaStreamer(BaseStreamer):
-    """Decodes the continuation as it grows and hands on only whole characters.
-
-    A byte-level token may end inside a multi-byte character; its decode then
-    ends in U+FFFD. Such a tail is held back until the next token completes it.
-    """
+    """Hugging Face's streamer interface over our IncrementalDecoder."""
 
     def __init__(self, tokenizer: Any, on_delta: DeltaCallback | None) -> None:
-        self.tokenizer = tokenizer
+        self.decoder = IncrementalDecoder(tokenizer)
         self.on_delta = on_delta
-        self.token_ids: list[int] = []
-        self.text = ""  # what has been handed on so far
         self._prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
         if not self._prompt_seen:  # generate() first sends the prompt
             self._prompt_seen = True
             return
-        self.token_ids.extend(value.reshape(-1).tolist())
-        self._emit(final=False)
+        self._hand_on(self.decoder.push(value.reshape(-1).tolist()))
 
     def end(self) -> None:
-        self._emit(final=True)
+        self._hand_on(self.decoder.finish())
 
-    def _emit(self, final: bool) -> None:
-        decoded = self.tokenizer.decode(
-            self.token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
-        )
-        if not final:
-            decoded = decoded.rstrip(REPLACEMENT_CHAR)
-        if len(decoded) <= len(self.text) or not decoded.startswith(self.text):
-            return  # nothing new, or a tokenizer that rewrites earlier text: wait
-        delta, self.text = decoded[len(self.text) :], decoded
-        if self.on_delta is not None:
+    def _hand_on(self, delta: str) -> None:
+        if delta and self.on_delta is not None:
             self.on_delta(delta)
 
 
@@ -124,11 +109,11 @@ class Generator:
         )  # (1, T + new)
         new_ids = output[0, input_ids.shape[1] :].tolist()
         if new_ids and eos is not None and new_ids[-1] == eos:
-            reason = "eos"
+            reason = StopReason.EOS
         elif should_stop is not None and should_stop():
-            reason = "stopped"
+            reason = StopReason.CANCELLED
         else:
-            reason = "length"
+            reason = StopReason.LENGTH
         text = loaded.tokenizer.decode(
             new_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
         )

@@ -19,6 +19,7 @@ from flask import current_app
 
 from app.errors import NotFound
 from app.extensions import db
+from app.generation.decoding import StopReason
 from app.generation.events import publish
 from app.stories.jobs import claim_job, complete_job, fail_job, requeue_job
 from app.stories.models import GenerationJob, Story, Turn
@@ -134,10 +135,10 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
             on_delta=_delta_publisher(request, attempt),
             should_stop=should_stop,
         )
-        if result.stop_reason == "stopped":
+        if result.stop_reason == StopReason.CANCELLED:
             requeue_job(request.job_id)  # shutting down: the next start resumes it
             return "interrupted"
-        text = clean_generation(result.text, finished=result.stop_reason == "eos")
+        text = clean_generation(result.text, finished=result.stop_reason.natural_end)
         hit = request.checker(text) if text and request.checker else None
         if text and hit is None:  # None: the job is gone (story deleted) or was withdrawn
             return "done" if complete_job(request.job_id, text) is not None else "skipped"

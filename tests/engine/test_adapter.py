@@ -51,7 +51,7 @@ def test_concurrent_jobs_share_the_engine(registry):
 
 
 def test_should_stop_cancels_the_request(registry, monkeypatch):
-    """When the runner says stop, does the job end as "stopped" and free its slot?
+    """When the runner says stop, does the job end as "cancelled" and free its slot?
 
     The engine's (real) step is held until the request is withdrawn, so a fast machine
     cannot finish the whole budget before the runner's first poll.
@@ -77,7 +77,7 @@ def test_should_stop_cancels_the_request(registry, monkeypatch):
 
     long = SamplingParams(temperature=0, max_new_tokens=60)
     result = generator.run("tiny", "Once upon a time", long, should_stop=should_stop)
-    assert result.stop_reason == "stopped"
+    assert result.stop_reason == "cancelled"
     assert polls["n"] == 1
     assert len(result.token_ids) < 60
     assert engine.load == 0

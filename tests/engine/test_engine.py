@@ -203,22 +203,22 @@ def test_background_thread_serves_concurrent_requests(tiny, prompts):
 
 
 def test_streaming_never_splits_a_character(tiny):
-    """Are Korean characters split across byte tokens handed on whole?"""
-    from app.generation.engine.batch import _Sequence
+    """Does the one incremental decoder hand Korean characters split across byte tokens on
+    whole, and hold back a possible stop string until it is one?"""
+    from app.generation.decoding import IncrementalDecoder
 
-    model, tokenizer = tiny
-    engine = Engine(model, tokenizer, start=False)
+    _model, tokenizer = tiny
     text = "한국어 파도"
     ids = tokenizer.encode(text)
     assert any(tokenizer.decode(ids[:i]).endswith("\ufffd") for i in range(1, len(ids)))
-    deltas: list[str] = []
-    handle = engine.submit(Request([1], GREEDY, on_delta=deltas.append))
-    seq = _Sequence(handle, None, budget=50, prompt_len=1)  # type: ignore[arg-type]
-    for token in ids:
-        seq.generated.append(token)
-        engine._stream(seq)
+    decoder = IncrementalDecoder(tokenizer)
+    deltas = [decoder.push([token]) for token in ids] + [decoder.finish()]
     assert "".join(deltas) == text
     assert all("\ufffd" not in d for d in deltas)
+
+    stopping = IncrementalDecoder(tokenizer, stop_strings=("파도",))
+    shown = "".join(stopping.push([token]) for token in ids) + stopping.finish()
+    assert shown == stopping.text == "한국어 " and stopping.stopped
 
 
 def test_next_turn_reuses_the_previous_prompt(tiny, prompts):

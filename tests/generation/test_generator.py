@@ -93,7 +93,7 @@ def test_should_stop_ends_generation_early(generator):
         on_delta=seen.append,
         should_stop=lambda: len(seen) >= 3,
     )
-    assert result.stop_reason == "stopped"
+    assert result.stop_reason == "cancelled"
     assert len(result.token_ids) < 60
 
 

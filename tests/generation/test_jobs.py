@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.accounts.models import User
 from app.extensions import db
+from app.generation.decoding import StopReason
 from app.generation.jobs_exec import EMPTY_MESSAGE
 from app.stories.models import GenerationJob, Turn
 from app.stories.relay import append_human_turn, regenerate, set_hidden
@@ -182,7 +183,7 @@ def test_empty_output_is_retried_once_then_fails(app, factory):
         def run(self, model_key, prompt, params, on_delta=None, should_stop=None):
             calls.append(1)
             if len(calls) <= self.empties:
-                return Generation(text="  \n ", token_ids=[], stop_reason="eos")
+                return Generation(text="  \n ", token_ids=[], stop_reason=StopReason.EOS)
             return super().run(model_key, prompt, params, on_delta, should_stop)
 
     registry = app.extensions["relay.registry"]

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from app.generation.decoding import StopReason
 from app.generation.engine.batch import Engine, EngineResult, Request
 from app.generation.engine.model import UnsupportedModel
 from app.generation.engine.quant import KV_CACHES, PRECISIONS
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 _ENGINES: dict[tuple[str, str, str, str], Engine | None] = {}
 _GUARD = threading.Lock()
 POLL_SECONDS = 0.02
-_REASONS = {"eos": "eos", "stop": "eos", "length": "length", "cancelled": "stopped"}
 
 
 def engine_for(
@@ -111,10 +111,9 @@ class EngineGenerator(Generator):
             on_delta=deltas.put,
         )
         result = _wait(engine.submit(request), deltas, on_delta, should_stop)
-        if result.stop_reason == "error":
+        if result.stop_reason == StopReason.ERROR:
             raise RuntimeError(f"generation engine failed: {result.error}")
-        reason = _REASONS.get(result.stop_reason, result.stop_reason)
-        return Generation(text=result.text, token_ids=result.token_ids, stop_reason=reason)
+        return Generation(result.text, result.token_ids, result.stop_reason)
 
 
 def _wait(

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from app.generation.decoding import IncrementalDecoder, StopReason
 from app.generation.engine.model import GPT2Engine, KVCache
 from app.generation.engine.prefix import PrefixCache
 from app.generation.engine.quant import convert
@@ -34,7 +35,6 @@ from app.generation.engine.sampler import BatchContext, RowSettings, sample
 from app.generation.sampling import SamplingParams
 
 log = logging.getLogger(__name__)
-REPLACEMENT_CHAR = "\ufffd"
 _IDS = itertools.count(1)
 
 
@@ -55,7 +55,7 @@ class Request:
 class EngineResult:
     text: str  # the continuation, special tokens dropped, cut at a stop string
     token_ids: list[int]  # generated ids (eos not included)
-    stop_reason: str  # eos | length | stop | cancelled | error
+    stop_reason: StopReason
     ttft_s: float  # submit -> first token
     latency_s: float  # submit -> finished
     error: str = ""
@@ -96,8 +96,8 @@ class _Sequence:
     prompt_len: int
     pos: int = 0  # tokens in the cache
     generated: list[int] = field(default_factory=list)
-    sent: str = ""  # text handed to on_delta so far
-    finish: str = ""  # set when the sequence must leave
+    decoder: IncrementalDecoder | None = None  # the text handed to on_delta so far
+    finish: StopReason | None = None  # set when the sequence must leave
 
 
 class Engine:
@@ -266,7 +266,7 @@ class Engine:
                 handle = self._waiting[0]
                 if handle.cancelled:
                     self._waiting.popleft()
-                    self._resolve(handle, [], "cancelled", "")
+                    self._resolve(handle, [], StopReason.CANCELLED, "")
                     continue
                 n = len(handle.request.prompt_ids)
                 if admitted and tokens + n > self.prefill_tokens:
@@ -289,7 +289,9 @@ class Engine:
             reuse = 0
         logits = self.net.prefill(ids[reuse:], self.cache, slot, start=reuse)  # (V,)
         self.history[slot, :n] = ids
-        self.active.append(_Sequence(handle, _row_settings(req), self._budget(req, n), n, pos=n))
+        decoder = IncrementalDecoder(self.tokenizer, req.stop_strings)
+        seq = _Sequence(handle, _row_settings(req), self._budget(req, n), n, pos=n, decoder=decoder)
+        self.active.append(seq)
         return logits
 
     def _decode(self) -> torch.Tensor:
@@ -314,36 +316,27 @@ class Engine:
             if seq.handle.first_token_at is None:
                 seq.handle.first_token_at = now
             if token in self.eos_ids and seq.handle.request.stop_on_eos:
-                seq.finish = "eos"
+                seq.finish = StopReason.EOS
                 continue
             seq.generated.append(token)
             self._stream(seq)
             if not seq.finish and len(seq.generated) >= seq.budget:
-                seq.finish = "length"
+                seq.finish = StopReason.LENGTH
 
     def _stream(self, seq: _Sequence) -> None:
-        """Hand on the new whole characters; cut at a stop string."""
-        req = seq.handle.request
-        text = self._decode_text(seq.generated)
-        if req.stop_strings:
-            cut = min((i for s in req.stop_strings if (i := text.find(s)) >= 0), default=-1)
-            if cut >= 0:
-                text, seq.finish = text[:cut], "stop"
-            else:
-                hold = max(len(s) for s in req.stop_strings) - 1
-                text = text[: max(len(seq.sent), len(text) - hold)]
-        if not seq.finish:
-            text = text.rstrip(REPLACEMENT_CHAR)  # a character still split across tokens
-        if len(text) > len(seq.sent) and text.startswith(seq.sent):
-            delta, seq.sent = text[len(seq.sent) :], text
-            if req.on_delta is not None:
-                req.on_delta(delta)
+        """Hand on the new whole characters; a stop string ends the sequence."""
+        delta = seq.decoder.push(seq.generated[len(seq.decoder.token_ids) :])
+        if seq.decoder.stopped:
+            seq.finish = StopReason.STOP
+        on_delta = seq.handle.request.on_delta
+        if delta and on_delta is not None:
+            on_delta(delta)
 
     def _leave(self, finished: list[_Sequence]) -> None:
         """Resolve finished sequences and compact the slots (the last one fills each hole)."""
         for seq in sorted(finished, key=lambda s: self.active.index(s), reverse=True):
             slot, last = self.active.index(seq), len(self.active) - 1
-            if seq.finish in ("eos", "length", "stop") and self.prefix.entries > 0:
+            if seq.finish != StopReason.CANCELLED and self.prefix.entries > 0:
                 self.prefix.put(self.history[slot, : seq.pos], self.cache.save(slot, seq.pos))
             if slot != last:
                 moved = self.active[last]
@@ -354,15 +347,12 @@ class Engine:
             self._finish(seq)
 
     def _finish(self, seq: _Sequence) -> None:
-        text = self._decode_text(seq.generated)
-        if seq.finish == "stop":
-            stops = seq.handle.request.stop_strings
-            text = text[: min(i for s in stops if (i := text.find(s)) >= 0)]
         on_delta = seq.handle.request.on_delta
-        grew = len(text) > len(seq.sent) and text.startswith(seq.sent)
-        if seq.finish != "cancelled" and grew and on_delta is not None:
-            on_delta(text[len(seq.sent) :])
-        self._resolve(seq.handle, seq.generated, seq.finish, text)
+        if seq.finish != StopReason.CANCELLED:
+            delta = seq.decoder.finish()
+            if delta and on_delta is not None:
+                on_delta(delta)
+        self._resolve(seq.handle, seq.generated, seq.finish, seq.decoder.text)
 
     def _drop_cancelled(self) -> None:
         with self._cond:
@@ -370,15 +360,15 @@ class Engine:
             for handle in withdrawn:
                 self._waiting.remove(handle)
         for handle in withdrawn:
-            self._resolve(handle, [], "cancelled", "")
+            self._resolve(handle, [], StopReason.CANCELLED, "")
         gone = [s for s in self.active if s.handle.cancelled]
         for seq in gone:
-            seq.finish = "cancelled"
+            seq.finish = StopReason.CANCELLED
         if gone:
             self._leave(gone)
 
     def _resolve(
-        self, handle: RequestHandle, ids: list[int], reason: str, text: str, error: str = ""
+        self, handle: RequestHandle, ids: list[int], reason: StopReason, text: str, error: str = ""
     ) -> None:
         now = time.perf_counter()
         first = handle.first_token_at or now
@@ -391,20 +381,15 @@ class Engine:
         with self._cond:
             waiting, self._waiting = list(self._waiting), deque()
         for seq in self.active:
-            self._resolve(seq.handle, seq.generated, "error", "", message)
+            self._resolve(seq.handle, seq.generated, StopReason.ERROR, "", message)
         self.active = []
         for handle in waiting:
-            self._resolve(handle, [], "error", "", message)
+            self._resolve(handle, [], StopReason.ERROR, "", message)
 
     # --- helpers ----------------------------------------------------------------
 
     def _budget(self, req: Request, prompt_len: int) -> int:
         return max(1, min(req.params.max_new_tokens, self.n_positions - prompt_len))
-
-    def _decode_text(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(
-            ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
-        )
 
 
 def _row_settings(req: Request) -> RowSettings:
