@@ -10,9 +10,9 @@ so rare garbage tokens are not drawn, penalises tokens already in the context
 verbatim (no_repeat_ngram_size). "careful" trades variety for coherence,
 "wild" the other way round; none of them turns the anti-loop measures off.
 
-"balanced" is the workshop's DEFAULT_SAMPLING (app/workshop/sampling.py), so
-the app samples the way the shipped models were evaluated; the dataclass
-defaults below mirror it for code that builds params directly. A temperature
+"balanced" is SamplingParams' defaults, which the workshop's eval and
+`flask model sample` use too (app/workshop/sampling.py), so the app samples
+the way the shipped models were evaluated. A temperature
 of 0 means greedy decoding (used by tests to compare against `model.generate`).
 """
 
@@ -57,18 +57,10 @@ class SamplingParams:
         return kwargs
 
 
-def _balanced() -> SamplingParams:
-    """The workshop's default sampling settings (what its eval measured), as our type."""
-    from app.workshop.sampling import DEFAULT_SAMPLING
-
-    known = {k: v for k, v in DEFAULT_SAMPLING.items() if k in SamplingParams.__dataclass_fields__}
-    return SamplingParams(**known)
-
-
 @functools.cache
 def presets() -> dict[str, SamplingParams]:
     """The named presets (built on first use, so importing this module stays cheap)."""
-    balanced = _balanced()
+    balanced = SamplingParams()
     return {
         "careful": replace(
             balanced,

@@ -1,7 +1,7 @@
 """Baselines trained on the same split: an add-k bigram model and a small LSTM language model.
 
 Both are scored like the GPT (total NLL of the validation text / characters /
-ln 2) and sampled with the same logits processors (`SamplingSettings`), so the
+ln 2) and sampled with the same logits processors (`SamplingParams`), so the
 eval table compares like with like.
 """
 

@@ -127,14 +127,14 @@ def train_command(resume: bool, **options) -> None:
 @click.option("--seed", default=0, show_default=True)
 @friendly_errors
 def sample_command(model_dir: str, prompt: str, seed: int, **overrides) -> None:
-    """Continue a prompt with the app's sampling options (defaults: SamplingSettings)."""
+    """Continue a prompt with the app's sampling options (defaults: the balanced preset)."""
     from dataclasses import replace
 
     from app.workshop.evaluate import load_model
-    from app.workshop.sampling import SamplingSettings, generate_text
+    from app.workshop.sampling import eval_settings, generate_text
 
     model, tokenizer = load_model(model_dir)
-    settings = replace(SamplingSettings(), **{k: v for k, v in overrides.items() if v is not None})
+    settings = replace(eval_settings(), **{k: v for k, v in overrides.items() if v is not None})
     click.echo(prompt + generate_text(model, tokenizer, prompt, settings, seed=seed))
 
 

@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from app.generation.sampling import SamplingParams
 from app.workshop import baselines
 from app.workshop.evaluate import (
     HeldOut,
@@ -16,11 +17,11 @@ from app.workshop.evaluate import (
     write_report,
 )
 from app.workshop.model import model_context
-from app.workshop.sampling import SamplingSettings
+from app.workshop.sampling import EVAL_NEW_TOKENS
 
 
 def baseline_rows(
-    data: HeldOut, settings: SamplingSettings, lstm_minutes: float, seed: int = 0
+    data: HeldOut, settings: SamplingParams, lstm_minutes: float, seed: int = 0
 ) -> list[dict]:
     """Character bigram, token bigram and LSTM rows, scored and sampled like the model."""
     import torch
@@ -85,7 +86,7 @@ def baseline_rows(
     return rows
 
 
-def _processors(settings: SamplingSettings, generation_config_cls):
+def _processors(settings: SamplingParams, generation_config_cls):
     """The same logits processors `generate` builds for these settings."""
     from transformers import LogitsProcessorList
     from transformers.generation.logits_process import (
@@ -108,7 +109,7 @@ def _processors(settings: SamplingSettings, generation_config_cls):
     return procs
 
 
-def _baseline_samples(sample_fn, data: HeldOut, settings: SamplingSettings, seed: int, torch):
+def _baseline_samples(sample_fn, data: HeldOut, settings: SamplingParams, seed: int, torch):
     texts = []
     for i, (prompt, _) in enumerate(data.prompts):
         torch.manual_seed(seed + i)
@@ -170,8 +171,8 @@ def run_eval(
     model, tokenizer = load_model(model_dir)
     context = model_context(model, 256)
     # Prompt + sample must fit the model's window (256 for the shipped defaults: 56 + 200).
-    new_tokens = min(SamplingSettings().max_new_tokens, context - 16)
-    settings = replace(SamplingSettings(), max_new_tokens=new_tokens)
+    new_tokens = min(EVAL_NEW_TOKENS, context - 16)
+    settings = replace(SamplingParams(), max_new_tokens=new_tokens)
     data = held_out(tokenizer, corpus, context, n_samples, settings.max_new_tokens, clean)
     evaluated = evaluate_model(model, data, settings, seed)
     rows = [evaluated["model"]]

@@ -3,7 +3,7 @@
 Bits per character is the total negative log-likelihood of the validation
 text divided by its number of characters and ln 2, so models with different
 tokenizers (and the character bigram) compare directly. Samples continue
-held-out prompts with the default `SamplingSettings`; their distinct-2 and
+held-out prompts with the default `SamplingParams`; their distinct-2 and
 repeated-4-gram rates (over whitespace-separated words) sit next to the same
 figures for the true continuations of those prompts.
 """
@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.generation.sampling import SamplingParams
 from app.workshop.data import (
     WorkshopError,
     encode_texts,
@@ -23,7 +24,6 @@ from app.workshop.data import (
     join_with_separator,
     load_corpus,
 )
-from app.workshop.sampling import SamplingSettings
 from app.workshop.scoring import Score, causal_lm_nll
 
 PROMPT_TOKENS = 64
@@ -111,7 +111,7 @@ def held_out(
     return data
 
 
-def sample_model(model, data: HeldOut, settings: SamplingSettings, seed: int) -> list[str]:
+def sample_model(model, data: HeldOut, settings: SamplingParams, seed: int) -> list[str]:
     """Continue every held-out prompt with the model; returns the decoded continuations."""
     import torch
 
@@ -150,7 +150,7 @@ def score_row(name: str, score: Score, chars: int, samples: list[str] | None, **
     return row
 
 
-def evaluate_model(model, data: HeldOut, settings: SamplingSettings, seed: int = 0) -> dict:
+def evaluate_model(model, data: HeldOut, settings: SamplingParams, seed: int = 0) -> dict:
     """The model's bits/char, perplexity and sample statistics, with the corpus reference."""
     started = time.time()
     score = causal_lm_nll(model, data.windows, pad_id=data.tokenizer.eos_token_id)

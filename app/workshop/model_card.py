@@ -206,7 +206,7 @@ def measured_markdown(results: dict) -> str:
         [
             f"Validation split of `{Path(results['corpus_dir']).name}/` (last 10% of every file); "
             f"{results['n_samples']} samples of {results['settings']['max_new_tokens']} tokens "
-            "with the default `SamplingSettings` from held-out prompts (the model's window "
+            "with the default `SamplingParams` from held-out prompts (the model's window "
             "minus the sample length, at most 64 tokens). "
             "Repetition figures count whitespace-separated words.",
             "",

@@ -1,4 +1,4 @@
-"""Default sampling settings, shared by the workshop (eval, `model sample`) and the app.
+"""Sampling in the workshop (eval, `model sample`): the app's own SamplingParams.
 
 Why these values fight degeneration (the seed projects looped: "he said he
 said ...", the same Korean sentence five times): greedy and low-temperature
@@ -10,51 +10,27 @@ context; no_repeat_ngram_size 4 forbids any 4-token sequence from appearing
 twice verbatim. The eval measures the result: the repeated-4-gram rate of
 samples next to the corpus's own.
 
-This module does not import torch, so web code may import it freely.
+The defaults live in app/generation/sampling.py (SamplingParams), so the app
+samples the way the shipped models were evaluated. This module imports torch
+only inside generate_text.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import replace
+
+from app.generation.sampling import SamplingParams
+
+# The eval's samples are longer than a turn: enough text to measure repetition in.
+EVAL_NEW_TOKENS = 200
 
 
-@dataclass(frozen=True)
-class SamplingSettings:
-    """Keyword arguments for Hugging Face `generate`, with the workshop's defaults."""
-
-    temperature: float = 0.8
-    top_p: float = 0.92
-    top_k: int = 50
-    repetition_penalty: float = 1.15
-    no_repeat_ngram_size: int = 4
-    max_new_tokens: int = 200
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        """The `generate` arguments (temperature 0 means greedy decoding)."""
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": self.max_new_tokens,
-            "repetition_penalty": self.repetition_penalty,
-            "no_repeat_ngram_size": self.no_repeat_ngram_size,
-        }
-        if self.temperature <= 0:
-            return kwargs | {"do_sample": False}
-        return kwargs | {
-            "do_sample": True,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-        }
+def eval_settings() -> SamplingParams:
+    """The app's default sampling ("balanced") with the eval's sample length."""
+    return replace(SamplingParams(), max_new_tokens=EVAL_NEW_TOKENS)
 
 
-# For the app (app.generation reads it): the decoding knobs only. Turn length is the app's
-# call (the eval's 200-token samples would leave a 256-token model 56 tokens of story).
-DEFAULT_SAMPLING: dict[str, Any] = {
-    k: v for k, v in asdict(SamplingSettings()).items() if k != "max_new_tokens"
-}
-
-
-def generate_text(model, tokenizer, prompt: str, settings: SamplingSettings, seed: int = 0) -> str:
+def generate_text(model, tokenizer, prompt: str, settings: SamplingParams, seed: int = 0) -> str:
     """Continue `prompt` with `settings`; returns only the new text."""
     import torch
 

@@ -96,9 +96,10 @@ def test_greedy_kwargs_carry_no_sampling_settings():
 
 def test_balanced_is_the_workshop_default():
     """Does the app's balanced preset sample the way the workshop evaluated the models?"""
-    from app.workshop.sampling import SamplingSettings
+    from app.workshop.sampling import EVAL_NEW_TOKENS, eval_settings
 
-    workshop = SamplingSettings().generate_kwargs()
+    assert eval_settings().max_new_tokens == EVAL_NEW_TOKENS
+    workshop = eval_settings().generate_kwargs()
     ours = presets()["balanced"].generate_kwargs()
     assert {k: v for k, v in ours.items() if k != "max_new_tokens"} == {
         k: v for k, v in workshop.items() if k != "max_new_tokens"
