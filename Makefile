@@ -27,7 +27,7 @@ run: migrate
 SCALED_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/relay
 SCALED_REDIS_URL ?= redis://127.0.0.1:6379/0
 SCALED_ENV = RELAY_RUN_MODE=scaled DATABASE_URL=$(SCALED_DATABASE_URL) REDIS_URL=$(SCALED_REDIS_URL)
-CELERY = $(BIN)/celery -A app.generation.worker
+CELERY = $(BIN)/celery -A app.runners.worker
 run-scaled: venv
 	createdb -h 127.0.0.1 -U postgres $(notdir $(SCALED_DATABASE_URL)) 2>/dev/null || true
 	$(SCALED_ENV) $(BIN)/flask db upgrade

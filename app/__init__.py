@@ -44,7 +44,7 @@ def create_app(config: Any = None) -> Flask:
     _register_blueprints(app)
     _register_cli(app)
 
-    from app.generation.setup import init_generation
+    from app.runners.setup import init_generation
 
     init_generation(app)
     return app
@@ -70,7 +70,7 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_cli(app: Flask) -> None:
     from app.accounts.cli import users_cli
-    from app.generation.cli import jobs_cli
+    from app.runners.cli import jobs_cli
     from app.workshop.cli import model_cli
 
     app.cli.add_command(users_cli)

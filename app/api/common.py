@@ -1,7 +1,8 @@
 """What every API resource shares: the JSON body, query numbers, CSRF, rate-limit keys.
 
 Resources stay thin: they read input here, call the service modules
-(app/stories/relay.py, app/accounts/service.py) and serialise with
+(app/stories/relay.py for writes, reads.py and rules.py for reads and checks,
+app/accounts/service.py) and serialise with
 app/stories/serialize.py. Every error is an app.errors.RelayError, rendered by
 app/errorpages.py as {"error": {"code", "message", ...}}.
 """
@@ -59,12 +60,6 @@ def query_int(name: str, default: int, low: int, high: int = ID_MAX) -> int:
     if not low <= number <= high:
         raise Invalid(f"{name} must be between {low} and {high}.", field=name)
     return number
-
-
-def sees_hidden() -> bool:
-    """Moderators and admins see hidden turns (flagged as such); readers do not."""
-    user = current_user_or_none()
-    return bool(user and user.is_moderator)
 
 
 def turns_limit() -> str:

@@ -7,7 +7,7 @@ from flask_restx import Namespace, Resource, fields
 from app.accounts.auth import require_user
 from app.api import schemas
 from app.api.common import json_body
-from app.moderation import service
+from app.moderation import reports
 
 ns = Namespace("reports", path="/turns", description="Reporting turns to the moderators")
 
@@ -39,7 +39,7 @@ class TurnReports(Resource):
         """Report a turn with a reason; one report per reader and turn, however often sent."""
         user = require_user()
         data = json_body(("reason",))
-        report = service.report_turn(turn_id, user, data.get("reason"))
+        report = reports.report_turn(turn_id, user, data.get("reason"))
         body = {
             "id": report.id,
             "turn_id": report.turn_id,

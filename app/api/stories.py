@@ -16,7 +16,7 @@ from app.api.common import PER_PAGE_DEFAULT, PER_PAGE_MAX, json_body, query_int
 from app.errors import Invalid, Unavailable
 from app.extensions import db
 from app.inputs import PAGE_MAX
-from app.stories import relay
+from app.stories import reads, relay
 from app.stories.models import STATUSES, Story
 from app.stories.serialize import story_dict
 from app.stories.validation import choice
@@ -29,7 +29,7 @@ EXPORT_FORMATS = ("txt", "md")
 
 
 def story_out(story: Story) -> dict[str, Any]:
-    return story_dict(story, turn_count=relay.visible_turn_counts([story.id])[story.id])
+    return story_dict(story, turn_count=reads.visible_turn_counts([story.id])[story.id])
 
 
 @ns.route("")
@@ -47,7 +47,7 @@ class StoryList(Resource):
             per_page=per_page,
             error_out=False,
         )
-        counts = relay.visible_turn_counts([story.id for story in result.items])
+        counts = reads.visible_turn_counts([story.id for story in result.items])
         return {
             "stories": [story_dict(s, turn_count=counts[s.id]) for s in result.items],
             "page": page,
@@ -75,7 +75,7 @@ class StoryItem(Resource):
     @ns.response(200, "The story", schemas.StoryOut)
     def get(self, story_id: int):
         """One story."""
-        return story_out(relay.get_story(story_id))
+        return story_out(reads.get_story(story_id))
 
     @ns.expect(schemas.StoryPatch)
     @ns.response(200, "Changed", schemas.StoryOut)
@@ -86,7 +86,7 @@ class StoryItem(Resource):
     def patch(self, story_id: int):
         """Change a story's fields or status (owner, moderator or admin)."""
         user = require_user()
-        relay.get_story(story_id)  # an unknown story is a 404 before any field is a 422
+        reads.get_story(story_id)  # an unknown story is a 404 before any field is a 422
         data = json_body(PATCH_FIELDS + ("model",))
         status = data.pop("status", None)
         if status is not None:
@@ -95,7 +95,7 @@ class StoryItem(Resource):
             relay.update_story(story_id, user, data)
         if status is not None:
             relay.set_status(story_id, user, status)
-        return story_out(relay.get_story(story_id))
+        return story_out(reads.get_story(story_id))
 
     @ns.response(204, "Deleted")
     @ns.response(401, "No or bad token", schemas.Error)
@@ -113,7 +113,7 @@ class StoryParticipants(Resource):
     @ns.response(200, "Participants in round-robin order", schemas.Participants)
     def get(self, story_id: int):
         """Who takes part, in join order, and whose turn it is (round robin)."""
-        return participants_out(relay.get_story(story_id))
+        return participants_out(reads.get_story(story_id))
 
     @ns.response(201, "Joined", schemas.Participants)
     @ns.response(200, "Already a participant", schemas.Participants)
@@ -121,13 +121,13 @@ class StoryParticipants(Resource):
     def post(self, story_id: int):
         """Join a story; join order is the round-robin order."""
         user = require_user()
-        already = any(p.user_id == user.id for p in relay.get_story(story_id).participants)
+        already = any(p.user_id == user.id for p in reads.get_story(story_id).participants)
         relay.join_story(story_id, user)
-        return participants_out(relay.get_story(story_id)), 200 if already else 201
+        return participants_out(reads.get_story(story_id)), 200 if already else 201
 
 
 def participants_out(story: Story) -> dict[str, Any]:
-    next_id = relay.next_writer_id(story) if story.policy == "round_robin" else None
+    next_id = reads.next_writer_id(story) if story.policy == "round_robin" else None
     names = {p.user_id: p.user.username for p in story.participants}
     return {
         "story_id": story.id,
@@ -148,9 +148,9 @@ class StoryEvents(Resource):
     @ns.response(503, "Live events unavailable", schemas.Error)
     def get(self, story_id: int) -> Response:
         """Live events of a story as Server-Sent Events."""
-        relay.get_story(story_id)
+        reads.get_story(story_id)
         try:
-            from app.generation.sse import event_stream
+            from app.live.sse import event_stream
         except ImportError:
             raise Unavailable(
                 "Live events are not available yet.", code="events_unavailable"
@@ -171,7 +171,7 @@ class StoryExport(Resource):
         fmt = request.args.get("format", "txt")
         if fmt not in EXPORT_FORMATS:
             raise Invalid("format must be txt or md.", field="format")
-        story = relay.get_story(story_id)
+        story = reads.get_story(story_id)
         from app.stories.export import export_story
 
         text, mimetype, filename = export_story(story, fmt)

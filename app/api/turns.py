@@ -10,11 +10,11 @@ from __future__ import annotations
 from flask import request
 from flask_restx import Namespace, Resource
 
-from app.accounts.auth import require_user
+from app.accounts.auth import current_user_or_none, require_user
 from app.api import schemas
-from app.api.common import json_body, query_int, sees_hidden, turns_limit
+from app.api.common import json_body, query_int, turns_limit
 from app.extensions import limiter
-from app.stories import relay
+from app.stories import reads, relay
 from app.stories.serialize import job_dict, turn_dict, turn_dicts
 
 ns = Namespace("turns", path="/stories", description="Turns of a story")
@@ -40,9 +40,9 @@ class TurnList(Resource):
     def get(self, story_id: int):
         """Visible turns after position `since`, and the position to send next."""
         since = query_int("since", 0, low=0)
-        story = relay.get_story(story_id)
-        turns = relay.visible_turns(story, since=since, include_hidden=sees_hidden())
-        pending = relay.pending_job(story)
+        story = reads.get_story(story_id)
+        turns = reads.visible_turns(story, since=since, viewer=current_user_or_none())
+        pending = reads.pending_job(story)
         return {
             "story_id": story.id,
             "last_position": story.last_position,

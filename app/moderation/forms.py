@@ -13,8 +13,8 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
 
 from app.accounts.models import ROLES
+from app.moderation.audit import REASON_MAX_CHARS
 from app.moderation.filter import KINDS, LANGUAGES, RULE_MAX_CHARS
-from app.moderation.service import REASON_MAX_CHARS
 
 _REASON = {"maxlength": REASON_MAX_CHARS}
 

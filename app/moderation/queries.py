@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from app.accounts.models import User, utcnow
 from app.extensions import db
 from app.moderation.models import AuditEntry, FilterRule, Report
-from app.stories.models import GenerationJob, Story, Turn
+from app.stories.models import JOB_STATES, GenerationJob, JobStatus, Story, Turn
 from app.stories.serialize import turn_dict
 
 QUEUE_LIMIT = 100
@@ -73,7 +73,7 @@ def stats() -> dict[str, Any]:
                 Turn.kind == "human", Turn.created_at >= week_ago
             )
         ),
-        "jobs": {state: jobs.get(state, 0) for state in ("queued", "running", "done", "failed")},
+        "jobs": {state: jobs.get(state, 0) for state in JOB_STATES},
         "open_reports": db.session.scalar(
             select(func.count(Report.id)).where(Report.status == "open")
         ),
@@ -85,7 +85,7 @@ def stats() -> dict[str, Any]:
 def _latency(sample: int = 200) -> dict[str, float | None]:
     rows = db.session.execute(
         select(GenerationJob.created_at, GenerationJob.finished_at)
-        .where(GenerationJob.status == "done", GenerationJob.finished_at.is_not(None))
+        .where(GenerationJob.status == JobStatus.DONE, GenerationJob.finished_at.is_not(None))
         .order_by(GenerationJob.id.desc())
         .limit(sample)
     ).all()

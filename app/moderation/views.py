@@ -30,7 +30,7 @@ from app.errors import Forbidden, NotFound, RelayError, Unauthorized
 from app.extensions import db, login_manager
 from app.formerrors import attach_error
 from app.inputs import PAGE_MAX, arg_int, local_path
-from app.moderation import lookup, queries, service
+from app.moderation import lookup, queries, reports, service
 from app.moderation.forms import FilterRuleForm, ReportForm, RoleForm
 from app.stories.models import Turn
 from app.stories.serialize import paragraph_number
@@ -279,7 +279,7 @@ def report(turn_id: int) -> Response | tuple[str, int] | str:
     form = ReportForm()
     if request.method == "POST":
         try:
-            service.report_turn(turn.id, current_user, form.reason.data)
+            reports.report_turn(turn.id, current_user, form.reason.data)
         except RelayError as exc:
             form.reason.errors = [exc.message]
             return render_template(

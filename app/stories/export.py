@@ -11,7 +11,7 @@ import re
 import unicodedata
 
 from app.stories.models import Story, Turn
-from app.stories.relay import visible_turns
+from app.stories.reads import visible_turns
 
 FORMATS = {"txt": "text/plain; charset=utf-8", "md": "text/markdown; charset=utf-8"}
 

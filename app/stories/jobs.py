@@ -1,7 +1,15 @@
-"""Job state changes called by the runners: claim, complete, fail, requeue.
+"""The job state machine: every GenerationJob transition, its one attempt cap and messages.
 
-Every change takes the story lock first, so completing a job and appending its
-AI turn happen in one transaction and a double delivery never doubles a turn.
+    queued --claim--> running --complete--> done     (answered | held)
+      |                 |  \\--requeue--> queued      (worker stopping or gone)
+      |                 \\--fail-------> failed      (empty | model_error | worker_lost)
+      \\--withdraw / fail---------------> failed      (withdrawn | worker_lost)
+    failed --retry--> queued                          (an operator's `flask jobs retry`)
+
+Both deliveries (app/runners/embedded.py and app/runners/celery_queue.py) run
+jobs through these functions only. Every change takes the story's lock first,
+so completing a job and appending its AI turn happen in one transaction and a
+double delivery never doubles a turn (complete_job is idempotent).
 """
 
 from __future__ import annotations
@@ -9,37 +17,105 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.accounts.models import utcnow
+from app.errors import Conflict
 from app.extensions import db
-from app.generation.events import publish
-from app.stories.models import PENDING_STATES, GenerationJob, Turn
-from app.stories.relay import add_turn, lock_story
+from app.live.events import publish
+from app.stories.append import add_turn
+from app.stories.models import (
+    PENDING_STATES,
+    FinishReason,
+    GenerationJob,
+    JobStatus,
+    Story,
+    Turn,
+)
+from app.stories.reads import lock_story, pending_job
 from app.stories.serialize import job_dict, turn_dict
 
-MAX_JOB_ATTEMPTS = 3
+MAX_JOB_ATTEMPTS = 3  # claims of one job; a worker that dies on every one ends it
+
+MESSAGES = {
+    FinishReason.EMPTY: "The model wrote nothing usable twice in a row. "
+    "Use Regenerate to try again.",
+    FinishReason.MODEL_ERROR: "The model could not write this turn ({detail}). "
+    "Use Regenerate to try again.",
+    FinishReason.WORKER_LOST: "The generation worker stopped while writing this turn "
+    "{attempts} times in a row. Use Regenerate to try again, or write something else.",
+    FinishReason.WITHDRAWN: "The paragraph was hidden by a moderator before the model answered it.",
+}
+
+_ALLOWED = {
+    JobStatus.QUEUED: {JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED},
+    JobStatus.RUNNING: {JobStatus.QUEUED, JobStatus.DONE, JobStatus.FAILED},
+    JobStatus.FAILED: {JobStatus.QUEUED},
+    JobStatus.DONE: set(),
+}
 
 
-def claim_job(job_id: int, worker: str, reclaim_running: bool = False) -> GenerationJob | None:
-    """Mark a job running and count the attempt; None if it is not ours to run.
+class IllegalTransition(RuntimeError):
+    """A code path asked for a transition the state machine does not have (a bug)."""
 
-    A job past MAX_JOB_ATTEMPTS is failed here instead of looping forever.
-    """
+
+def new_job(story: Story, reply_to: Turn, requested_by_id: int | None) -> GenerationJob:
+    """A queued job for the AI turn answering `reply_to` (the caller holds the lock)."""
+    job = GenerationJob(story_id=story.id, reply_to_id=reply_to.id, requested_by_id=requested_by_id)
+    db.session.add(job)
+    db.session.flush()
+    return job
+
+
+def _move(
+    job: GenerationJob, to: JobStatus, reason: FinishReason | None = None, **detail: object
+) -> None:
+    """The one place a job's status changes."""
+    if to not in _ALLOWED[JobStatus(job.status)]:
+        raise IllegalTransition(f"job {job.id}: {job.status} -> {to}")
+    job.status, job.finish_reason = to, reason
+    if to == JobStatus.RUNNING:
+        job.attempts += 1
+        job.started_at = utcnow()
+    elif to in (JobStatus.DONE, JobStatus.FAILED):
+        job.finished_at = utcnow()
+        job.error = MESSAGES[reason].format(**detail) if to == JobStatus.FAILED else None
+    else:  # queued again
+        job.finished_at = None
+
+
+def _locked(job_id: int) -> GenerationJob | None:
+    """The job, re-read under its story's lock; None (nothing locked) if it is gone."""
     job = db.session.get(GenerationJob, job_id)
     if job is None:
         return None
     lock_story(job.story_id)
     db.session.refresh(job)
-    runnable = job.status == "queued" or (reclaim_running and job.status == "running")
+    return job
+
+
+def claim_job(job_id: int, worker: str, reclaim_running: bool = False) -> GenerationJob | None:
+    """Mark a job running and count the attempt; None if it is not ours to run.
+
+    `reclaim_running` takes over a running job whose worker died. A job that
+    has used its MAX_JOB_ATTEMPTS claims fails here (worker_lost) instead of
+    looping forever.
+    """
+    job = _locked(job_id)
+    if job is None:
+        return None
+    runnable = job.status == JobStatus.QUEUED or (
+        reclaim_running and job.status == JobStatus.RUNNING
+    )
     if not runnable:
         db.session.rollback()
         return None
     if job.attempts >= MAX_JOB_ATTEMPTS:
-        _fail(job, f"Gave up after {job.attempts} attempts.")
+        _move(job, JobStatus.FAILED, FinishReason.WORKER_LOST, attempts=job.attempts)
         db.session.commit()
         publish(job.story_id, "generation_failed", job=job_dict(job))
         return None
-    job.status, job.worker = "running", worker
-    job.attempts += 1
-    job.started_at = utcnow()
+    if job.status == JobStatus.RUNNING:
+        _move(job, JobStatus.QUEUED)
+    _move(job, JobStatus.RUNNING)
+    job.worker = worker
     db.session.commit()
     publish(job.story_id, "generation_started", job=job_dict(job))
     return job
@@ -50,20 +126,16 @@ def complete_job(job_id: int, text: str, held_reason: str | None = None) -> Turn
 
     With held_reason (the content filter caught the output) the turn is stored
     held: moderators see it, readers and the model's context don't, and the
-    story carries on.
+    story carries on. None when the job is gone or failed (withdrawn, say).
     """
-    job = db.session.get(GenerationJob, job_id)
+    job = _locked(job_id)
     if job is None:
         return None
-    story = lock_story(job.story_id)
-    db.session.refresh(job)
-    if job.status == "done":
-        turn = job.turn
+    if job.status in (JobStatus.DONE, JobStatus.FAILED):
+        turn = job.turn if job.status == JobStatus.DONE else None
         db.session.rollback()
         return turn
-    if job.status == "failed":
-        db.session.rollback()
-        return None
+    story = db.session.get(Story, job.story_id)
     turn = add_turn(
         story,
         kind="ai",
@@ -73,7 +145,9 @@ def complete_job(job_id: int, text: str, held_reason: str | None = None) -> Turn
         held=held_reason is not None,
         held_reason=held_reason,
     )
-    job.status, job.turn_id, job.finished_at, job.error = "done", turn.id, utcnow(), None
+    reason = FinishReason.HELD if held_reason is not None else FinishReason.ANSWERED
+    _move(job, JobStatus.DONE, reason)
+    job.turn_id = turn.id
     db.session.commit()
     if turn.held:
         publish(story.id, "turn_held", position=turn.position, turn_id=turn.id)
@@ -83,33 +157,69 @@ def complete_job(job_id: int, text: str, held_reason: str | None = None) -> Turn
     return turn
 
 
-def fail_job(job_id: int, message: str) -> None:
-    job = db.session.get(GenerationJob, job_id)
+def fail_job(job_id: int, reason: FinishReason, **detail: object) -> None:
+    """End a pending job as failed with the message for `reason`; a finished job stays."""
+    job = _locked(job_id)
     if job is None:
         return
-    lock_story(job.story_id)
-    db.session.refresh(job)
-    if job.status in ("done", "failed"):
+    if job.status not in PENDING_STATES:
         db.session.rollback()
         return
-    _fail(job, message)
+    _move(job, JobStatus.FAILED, reason, attempts=job.attempts, **detail)
     db.session.commit()
     publish(job.story_id, "generation_failed", job=job_dict(job))
 
 
 def requeue_job(job_id: int) -> bool:
-    """Put a running job back to queued (its worker died); False if not running."""
-    job = db.session.get(GenerationJob, job_id)
+    """Put a running job back to queued (its worker stopped or died); False if not running."""
+    job = _locked(job_id)
     if job is None:
         return False
-    lock_story(job.story_id)
-    db.session.refresh(job)
-    if job.status != "running":
+    if job.status != JobStatus.RUNNING:
         db.session.rollback()
         return False
-    job.status = "queued"
+    _move(job, JobStatus.QUEUED)
     db.session.commit()
     return True
+
+
+def retry_job(job_id: int) -> GenerationJob:
+    """Queue a failed job again with fresh attempts, if its paragraph is still the latest
+    and nothing else is pending; a running one is requeued. Conflict otherwise."""
+    job = _locked(job_id)
+    if job is None:
+        raise Conflict(f"No job {job_id}.", code="not_found")
+    story = db.session.get(Story, job.story_id)
+    if job.status == JobStatus.RUNNING:
+        _move(job, JobStatus.QUEUED)
+    elif job.status == JobStatus.FAILED:
+        latest = job.reply_to is not None and job.reply_to.position == story.last_position
+        if not latest or pending_job(story) is not None:
+            db.session.rollback()
+            raise Conflict(f"Job {job_id} cannot be retried: the story has moved on.")
+        _move(job, JobStatus.QUEUED)
+        job.attempts, job.error = 0, None
+    elif job.status == JobStatus.DONE:
+        db.session.rollback()
+        raise Conflict(f"Job {job_id} is done; regenerate the turn instead.", code="job_done")
+    db.session.commit()
+    publish(story.id, "generation_queued", job=job_dict(job))
+    return job
+
+
+def withdraw_answers(turn: Turn) -> list[GenerationJob]:
+    """A hidden paragraph is not answered: its pending jobs fail (withdrawn), in the caller's
+    locked transaction; a runner still writing is refused when it tries to complete."""
+    jobs = list(
+        db.session.scalars(
+            select(GenerationJob).where(
+                GenerationJob.reply_to_id == turn.id, GenerationJob.status.in_(PENDING_STATES)
+            )
+        )
+    )
+    for job in jobs:
+        _move(job, JobStatus.FAILED, FinishReason.WITHDRAWN)
+    return jobs
 
 
 def unfinished_job_ids() -> list[int]:
@@ -120,7 +230,3 @@ def unfinished_job_ids() -> list[int]:
             .order_by(GenerationJob.id)
         )
     )
-
-
-def _fail(job: GenerationJob, message: str) -> None:
-    job.status, job.error, job.finished_at = "failed", message, utcnow()

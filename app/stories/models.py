@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,8 +14,30 @@ from app.extensions import db
 LANGUAGES = ("en", "ko")
 POLICIES = ("open", "round_robin")
 STATUSES = ("open", "locked", "finished")
-JOB_STATES = ("queued", "running", "done", "failed")
-PENDING_STATES = ("queued", "running")
+
+
+class JobStatus(StrEnum):
+    """A GenerationJob's state; app/stories/jobs.py holds every transition between them."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class FinishReason(StrEnum):
+    """Why a job ended: done as answered or held, failed for one of four reasons."""
+
+    ANSWERED = "answered"  # done: the AI turn is in the story
+    HELD = "held"  # done: the content filter held the AI turn for review
+    EMPTY = "empty"  # failed: the model wrote nothing usable
+    MODEL_ERROR = "model_error"  # failed: the model could not be loaded or run
+    WORKER_LOST = "worker_lost"  # failed: its worker died on every attempt
+    WITHDRAWN = "withdrawn"  # failed: the paragraph it answers was hidden
+
+
+JOB_STATES = tuple(JobStatus)
+PENDING_STATES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class Story(db.Model):
@@ -100,9 +123,10 @@ class GenerationJob(db.Model):
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
     reply_to_id: Mapped[int] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"))
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED, index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    finish_reason: Mapped[str | None] = mapped_column(String(16), default=None)
     # Set in the transaction that marks the job done: appending is idempotent through it.
     turn_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id"), default=None)
     worker: Mapped[str | None] = mapped_column(String(120), default=None)

@@ -99,6 +99,7 @@ def job_dict(job: GenerationJob) -> dict[str, Any]:
         "status": job.status,
         "attempts": job.attempts,
         "error": job.error,
+        "finish_reason": job.finish_reason,
         "turn_id": job.turn_id,
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),

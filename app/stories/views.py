@@ -23,22 +23,22 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from app.accounts.auth import current_user_or_none
-from app.accounts.models import User
 from app.errorpages import wants_json
 from app.errors import Invalid, RelayError, Unauthorized, Unavailable
 from app.extensions import db, limiter, login_manager
 from app.formerrors import attach_error, form_message
 from app.inputs import PAGE_MAX, arg_int
 from app.moderation.queries import reported_by
-from app.stories import relay
+from app.stories import reads, relay
 from app.stories.export import export_story
 from app.stories.forms import StoryForm, TurnForm
-from app.stories.models import GenerationJob, Story, Turn
+from app.stories.models import Story
 from app.stories.serialize import job_dict, paragraph_numbers, turn_dict, turn_dicts
+from app.stories.viewer import story_state
 
 bp = Blueprint("stories", __name__)
 
@@ -99,7 +99,7 @@ def index() -> str:
     stories = db.session.scalars(
         query.limit(STORIES_PER_PAGE).offset((page - 1) * STORIES_PER_PAGE)
     ).all()
-    counts = relay.visible_turn_counts([story.id for story in stories])
+    counts = reads.visible_turn_counts([story.id for story in stories])
     rows = [(story, counts[story.id]) for story in stories]
     return render_template("stories/index.html", rows=rows, page=page, pages=pages)
 
@@ -107,36 +107,35 @@ def index() -> str:
 @bp.route("/stories/<int:story_id>")
 def show(story_id: int) -> str:
     """The story as prose: the opening, then its latest turns ("?before=N" for earlier ones)."""
-    return _render_story(relay.get_story(story_id))
+    return _render_story(reads.get_story(story_id))
 
 
 @bp.route("/stories/<int:story_id>/turns.json")
 def turns_json(story_id: int) -> Response:
     """Turns for the page's script: ?before=N (earlier page) or ?since=N (catch up)."""
-    story = relay.get_story(story_id)
+    story = reads.get_story(story_id)
     before = arg_int("before", None)
     since = arg_int("since", None)
+    user = current_user_or_none()
     if since is not None:
-        turns = relay.visible_turns(
-            story, since=since, include_hidden=_sees_hidden(), viewer_id=_viewer_id()
-        )
+        turns = reads.visible_turns(story, since=since, viewer=user)
         return jsonify({"turns": turn_dicts(turns), "has_earlier": False})
-    turns, has_earlier = _turn_window(story, before)
+    turns, has_earlier = reads.turn_page(story, user, before, TURNS_PER_PAGE)
     return jsonify({"turns": turn_dicts(turns), "has_earlier": has_earlier})
 
 
 @bp.route("/stories/<int:story_id>/state.json")
 def state_json(story_id: int) -> Response:
     """Who may write next, whether the model is writing, what the viewer may regenerate."""
-    return jsonify(_story_state(relay.get_story(story_id), current_user_or_none()))
+    return jsonify(story_state(reads.get_story(story_id), current_user_or_none()))
 
 
 @bp.route("/stories/<int:story_id>/events")
 def events(story_id: int) -> Response:
     """Server-Sent Events for one story (new turns, streamed model text, hiding)."""
-    relay.get_story(story_id)
+    reads.get_story(story_id)
     try:
-        from app.generation.sse import event_stream
+        from app.live.sse import event_stream
     except ImportError:
         raise Unavailable("Live updates are not available on this server.") from None
     return event_stream(story_id, last_event_id=request.headers.get("Last-Event-ID"))
@@ -147,7 +146,7 @@ def export(story_id: int, fmt: str) -> Response:
     """Download the story as plain text (.txt) or Markdown (.md), every turn credited."""
     if fmt not in ("txt", "md"):
         raise Invalid("Export as .txt or .md.", field="format")
-    text, mimetype, filename = export_story(relay.get_story(story_id), fmt)
+    text, mimetype, filename = export_story(reads.get_story(story_id), fmt)
     response = current_app.response_class(text, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -187,7 +186,7 @@ def add_turn(story_id: int) -> Response | tuple[Any, int] | str:
         if wants_json():
             raise
         flash(form_message(form, exc), "error")
-        return _render_story(relay.get_story(story_id), form=form), exc.status
+        return _render_story(reads.get_story(story_id), form=form), exc.status
     if wants_json():
         return jsonify({"turn": turn_dict(turn), "job": job_dict(job) if job else None}), 201
     if job is None:
@@ -228,36 +227,10 @@ def join(story_id: int) -> Response:
 # --- helpers -------------------------------------------------------------------
 
 
-def _sees_hidden() -> bool:
-    user = current_user_or_none()
-    return bool(user and user.is_moderator)
-
-
-def _viewer_id() -> int | None:
-    user = current_user_or_none()
-    return user.id if user else None
-
-
-def _turn_window(story: Story, before: int | None) -> tuple[list[Turn], bool]:
-    """Up to TURNS_PER_PAGE turns before position `before` (default: the latest)."""
-    query = select(Turn).where(Turn.story_id == story.id)
-    if not _sees_hidden():
-        # As relay.visible_turns: no hidden turns, and held ones only for their own writer.
-        viewer_id = _viewer_id()
-        own_held = Turn.author_id == viewer_id if viewer_id is not None else false()
-        query = query.where(Turn.hidden.is_(False), or_(Turn.held.is_(False), own_held))
-    if before is not None:
-        query = query.where(Turn.position < before)
-    rows = list(db.session.scalars(query.order_by(Turn.position.desc()).limit(TURNS_PER_PAGE + 1)))
-    has_earlier = len(rows) > TURNS_PER_PAGE
-    return list(reversed(rows[:TURNS_PER_PAGE])), has_earlier
-
-
 def _render_story(story: Story, form: TurnForm | None = None) -> str:
     before = arg_int("before", None)
-    turns, has_earlier = _turn_window(story, before)
     user = current_user_or_none()
-    state = _story_state(story, user)
+    turns, has_earlier = reads.turn_page(story, user, before, TURNS_PER_PAGE)
     form = form or TurnForm()
     # Always the position the page shows: a stale submission comes back ready to resend.
     form.expected_position.data = str(story.last_position)
@@ -267,85 +240,10 @@ def _render_story(story: Story, form: TurnForm | None = None) -> str:
         turns=turns,
         has_earlier=has_earlier,
         paged=before is not None,
-        state=state,
+        state=story_state(story, user),
         form=form,
-        sees_hidden=_sees_hidden(),
-        is_participant=bool(user and any(p.user_id == user.id for p in story.participants)),
+        sees_hidden=reads.sees_hidden(user),
+        is_participant=reads.participant(story, user) is not None,
         reported=reported_by(user.id if user else None, [t.id for t in turns]),
         numbers=paragraph_numbers(turns),
     )
-
-
-def _story_state(story: Story, user: User | None) -> dict[str, Any]:
-    """What the page needs to know to offer the right buttons, computed in one place."""
-    pending = relay.pending_job(story)
-    latest = db.session.scalars(
-        select(Turn).where(Turn.story_id == story.id, Turn.position == story.last_position)
-    ).first()
-    job = relay.latest_job(story)
-    failed = job if job is not None and job.status == "failed" else None
-    if failed is not None and (latest is None or latest.id != failed.reply_to_id):
-        failed = None  # an old failure, already followed by other turns
-    awaiting = bool(latest and latest.held and not latest.hidden and latest.kind == "human")
-    waiting = pending is not None or awaiting
-    return {
-        "last_position": story.last_position,
-        "status": story.status,
-        "pending_job": job_dict(pending) if pending else None,
-        "failed_job": job_dict(failed) if failed else None,
-        "awaiting_review": awaiting,
-        "hint": _whose_turn(story, user, pending is not None, awaiting),
-        "can_write": user is not None
-        and story.status == "open"
-        and not waiting
-        and relay.may_write(story, user),
-        "regenerate_position": _regenerable(story, user, latest, pending, failed),
-    }
-
-
-def _regenerable(
-    story: Story,
-    user: User | None,
-    latest: Turn | None,
-    pending: GenerationJob | None,
-    failed: GenerationJob | None,
-) -> int | None:
-    if user is None or pending is not None or latest is None or latest.hidden or latest.held:
-        return None
-    if story.status != "open":
-        return None
-    if latest.kind == "ai":
-        human = db.session.get(Turn, latest.reply_to_id) if latest.reply_to_id else None
-        mine = human is not None and (human.author_id == user.id or user.is_moderator)
-        return latest.position if mine else None
-    if failed is not None and (latest.author_id == user.id or user.is_moderator):
-        return latest.position  # the model failed to answer: ask again
-    return None
-
-
-def _whose_turn(story: Story, user: User | None, pending: bool, awaiting: bool) -> str:
-    if story.status != "open":
-        return f"This story is {story.status}; it takes no more turns."
-    if pending:
-        return "The model is writing its turn…"
-    if awaiting:
-        return "The last paragraph is waiting for a moderator's review."
-    if user is None:
-        return "Sign in to write the next paragraph."
-    if story.policy == "round_robin":
-        if not any(p.user_id == user.id for p in story.participants):
-            return "Join this story to take part in its round."
-        next_id = relay.next_writer_id(story)
-        if next_id == user.id:
-            return "It is your turn."
-        writer = db.session.get(User, next_id) if next_id else None
-        return f"It is {writer.username}'s turn." if writer else "Waiting for the next writer."
-    last = db.session.scalars(
-        select(Turn.author_id)
-        .where(Turn.story_id == story.id, Turn.kind == "human", Turn.hidden.is_(False))
-        .order_by(Turn.position.desc())
-        .limit(1)
-    ).first()
-    if last == user.id:
-        return "You wrote the last paragraph; someone else goes next."
-    return "Anyone signed in may write the next paragraph."

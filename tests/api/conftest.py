@@ -41,12 +41,14 @@ def answer(app, job_id: int, text: str = "The sea answered.") -> int:
         return complete_job(job_id, text).position
 
 
-def fail(app, job_id: int, message: str = "The model wrote nothing.") -> None:
+def fail(app, job_id: int) -> None:
+    """Run the job as a runner whose model wrote nothing usable."""
     from app.stories.jobs import claim_job, fail_job
+    from app.stories.models import FinishReason
 
     with app.app_context():
         claim_job(job_id, "test")
-        fail_job(job_id, message)
+        fail_job(job_id, FinishReason.EMPTY)
 
 
 def first_paragraph(client, factory, text: str = "A paragraph.") -> tuple[int, int, dict]:

@@ -233,7 +233,7 @@ def test_admin_form_redirects_stay_on_this_site(app, client, factory):
 
 def test_last_event_id_with_non_ascii_digits_replays_nothing(app, factory):
     """Is a Last-Event-ID like "²" (isdigit() but not int()) read as no id at all?"""
-    from app.generation.sse import event_stream
+    from app.live.sse import event_stream
 
     sid = factory.story(factory.user())
     with app.test_request_context():

@@ -295,12 +295,12 @@ def test_fifty_clients_race_to_two_hundred_human_turns(db_url, word_model_dir):
 
 def _wait_for_last_answer(app, story_id: int, deadline: float) -> None:
     from app.extensions import db
-    from app.stories import relay
+    from app.stories import reads
 
     with app.app_context():
         while time.monotonic() < deadline:
-            story = relay.get_story(story_id)
-            if relay.pending_job(story) is None:
+            story = reads.get_story(story_id)
+            if reads.pending_job(story) is None:
                 return
             db.session.remove()
             time.sleep(0.2)

@@ -61,7 +61,7 @@ STREAMING = "The wick took the flame slowly, the way a sleeper turns toward a vo
 def seed(app) -> tuple[int, int]:
     from app.accounts.service import register_user
     from app.extensions import db
-    from app.stories import relay
+    from app.stories import reads, relay
     from app.stories.jobs import claim_job, complete_job
 
     with app.app_context():
@@ -72,7 +72,7 @@ def seed(app) -> tuple[int, int]:
         )
         for writer, text in TURNS:
             if writer is not None:
-                current = relay.get_story(story.id)
+                current = reads.get_story(story.id)
                 _, job = relay.append_human_turn(
                     story.id, users[writer], text, current.last_position
                 )
@@ -85,7 +85,7 @@ def seed(app) -> tuple[int, int]:
 
 def stream_partial_answer(app, story_id: int, job_id: int) -> None:
     """Show the model's next turn mid-stream, as readers see it arrive."""
-    from app.generation.events import publish
+    from app.live.events import publish
     from app.stories.jobs import claim_job
 
     with app.app_context():

@@ -78,7 +78,7 @@ def test_hidden_and_restored_turns_update_live(quiet_server, new_page):
     from app.accounts.models import User
     from app.accounts.service import register_user
     from app.extensions import db
-    from app.stories import relay
+    from app.stories import reads, relay
 
     app = quiet_server.app
     story_id, _ = seed_story(app, 2, "Live Hiding")
@@ -87,7 +87,7 @@ def test_hidden_and_restored_turns_update_live(quiet_server, new_page):
         mod.role = "moderator"
         db.session.commit()
         mod_id = mod.id
-        turn_id = relay.get_story(story_id).turns[1].id  # "Answer 0."
+        turn_id = reads.get_story(story_id).turns[1].id  # "Answer 0."
     reader = new_page()
     reader.goto(f"{quiet_server.url}/stories/{story_id}")
     moderator = new_page()
@@ -114,7 +114,7 @@ def test_hidden_and_restored_turns_update_live(quiet_server, new_page):
 def test_regenerate_replaces_the_answer_live(quiet_server, new_page):
     """Can the writer ask for another version, the old one leaving and the new one arriving?"""
     from app.extensions import db
-    from app.stories import relay
+    from app.stories import reads
     from app.stories.jobs import claim_job, complete_job
 
     app = quiet_server.app
@@ -130,7 +130,7 @@ def test_regenerate_replaces_the_answer_live(quiet_server, new_page):
     expect(page.locator("#turn-submit")).to_be_disabled()
 
     with app.app_context():
-        job = relay.pending_job(relay.get_story(story_id))
+        job = reads.pending_job(reads.get_story(story_id))
         claim_job(job.id, "test")
         complete_job(job.id, "A better answer.")
         db.session.remove()

@@ -107,7 +107,7 @@ def test_config_selects_engine_and_precision(registry):
 
 def test_app_runner_uses_the_configured_engine(tiny_model_dir: Path, tmp_path: Path):
     """Does the app's job code get the batched engine by default, and HF with RELAY_ENGINE=hf?"""
-    from app.generation.jobs_exec import get_generator
+    from app.runners.execute import get_generator
     from tests.conftest import make_app
 
     for engine, expected in (("batched", EngineGenerator), ("hf", Generator)):

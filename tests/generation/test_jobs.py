@@ -15,8 +15,8 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.extensions import db
 from app.generation.decoding import StopReason
-from app.generation.jobs_exec import EMPTY_MESSAGE
-from app.stories.models import GenerationJob, Turn
+from app.stories.jobs import MESSAGES
+from app.stories.models import FinishReason, GenerationJob, Turn
 from app.stories.relay import append_human_turn, regenerate, set_hidden
 from tests.conftest import Factory, make_app
 
@@ -197,7 +197,7 @@ def test_empty_output_is_retried_once_then_fails(app, factory):
     _, job_id = append(app, story_id, bob, "Second.")
     assert wait_job(app, job_id) == "failed" and len(calls) == 2
     with app.app_context():
-        assert db.session.get(GenerationJob, job_id).error == EMPTY_MESSAGE
+        assert db.session.get(GenerationJob, job_id).error == MESSAGES[FinishReason.EMPTY]
         # The writer can ask again: the failed paragraph is still the latest turn.
         app.extensions["relay.generator"] = None
         retry = regenerate(story_id, 3, db.session.get(User, bob))
@@ -251,7 +251,7 @@ def test_restart_leaves_a_live_workers_job_alone(app, own_app):
     import os
     import socket
 
-    from app.generation.runner import worker_alive_elsewhere
+    from app.runners.embedded import worker_alive_elsewhere
 
     parent = os.getppid()
     assert worker_alive_elsewhere(f"{socket.gethostname()}:{parent}:t")
@@ -266,7 +266,7 @@ def test_resume_leaves_a_sibling_threads_job_alone():
     import socket
     import threading
 
-    from app.generation.runner import worker_alive_elsewhere
+    from app.runners.embedded import worker_alive_elsewhere
 
     release = threading.Event()
     sibling = threading.Thread(target=release.wait, name="relay-runner-7", daemon=True)
@@ -397,7 +397,7 @@ def test_a_story_deleted_while_its_answer_is_written_drops_the_job_quietly(quiet
     import logging
 
     from app.generation.generator import Generator
-    from app.generation.jobs_exec import run_job
+    from app.runners.execute import run_job
     from app.stories.models import Story
     from app.stories.relay import delete_story
 
@@ -413,7 +413,7 @@ def test_a_story_deleted_while_its_answer_is_written_drops_the_job_quietly(quiet
             return super().run(model_key, prompt, params, on_delta, should_stop)
 
     app.extensions["relay.generator"] = DeletesFirst(app.extensions["relay.registry"])
-    with caplog.at_level(logging.INFO, logger="app.generation.jobs_exec"), app.app_context():
+    with caplog.at_level(logging.INFO, logger="app.runners.execute"), app.app_context():
         assert run_job(job_id) == "skipped"
         assert db.session.get(Story, story_id) is None
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from app.accounts.models import User, utcnow
 from app.extensions import db
-from app.generation.events import publish
-from app.generation.sse import event_stream
+from app.live.events import publish
+from app.live.sse import event_stream
 from app.stories.models import GenerationJob
 from app.stories.relay import set_hidden
 from tests.conftest import Factory

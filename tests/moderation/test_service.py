@@ -8,10 +8,10 @@ from sqlalchemy import func, select
 from app.accounts.models import ApiToken, User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
-from app.moderation import queries, service
+from app.moderation import queries, reports, service
 from app.moderation.filter import check_text
 from app.moderation.models import AuditEntry, Report
-from app.stories import jobs, relay
+from app.stories import jobs, reads, relay
 from app.stories.models import GenerationJob, Story, Turn
 from tests.conftest import Factory, build_app, close_app
 
@@ -74,15 +74,15 @@ def test_hold_mode_keeps_paragraph_for_its_writer_and_waits(f, app):
     turn, job = write(sid, a, "Well fuck this.")
     assert job is None and turn.held
     story = db.session.get(Story, sid)
-    assert relay.visible_turns(story) == []
-    assert [t.id for t in relay.visible_turns(story, viewer_id=a)] == [turn.id]
+    assert reads.visible_turns(story) == []
+    assert [t.id for t in reads.visible_turns(story, viewer=db.session.get(User, a))] == [turn.id]
     with pytest.raises(Conflict) as exc:
         write(sid, b, "Next paragraph.")
     assert exc.value.code == "awaiting_review"
     service.restore_turn(turn.id, user(mod), "fine in context")
     queued = db.session.scalars(select(GenerationJob).where(GenerationJob.story_id == sid)).all()
     assert [j.reply_to_id for j in queued] == [turn.id]
-    assert [t.id for t in relay.visible_turns(db.session.get(Story, sid))] == [turn.id]
+    assert [t.id for t in reads.visible_turns(db.session.get(Story, sid))] == [turn.id]
 
 
 def test_model_output_can_be_held(f):
@@ -93,7 +93,7 @@ def test_model_output_can_be_held(f):
     jobs.claim_job(job.id, "t")
     ai = jobs.complete_job(job.id, "Dirty output.", held_reason="filter: fuck")
     story = db.session.get(Story, sid)
-    assert ai.held and [t.kind for t in relay.visible_turns(story)] == ["human"]
+    assert ai.held and [t.kind for t in reads.visible_turns(story)] == ["human"]
     _, job2 = write(sid, b, "The story goes on.")
     assert job2 is not None
     assert [item["turn"]["id"] for item in queries.moderation_queue()] == [ai.id]
@@ -105,13 +105,13 @@ def test_reports_count_once_per_user(f):
     sid = f.story(a)
     turn, _ = write(sid, a, "Something rude.")
     for _ in range(3):
-        service.report_turn(turn.id, user(r1), "rude")
-    service.report_turn(turn.id, user(r2), "spam")
+        reports.report_turn(turn.id, user(r1), "rude")
+    reports.report_turn(turn.id, user(r2), "spam")
     assert db.session.scalar(select(func.count(Report.id))) == 2
     [item] = queries.moderation_queue()
     assert item["report_count"] == 2 and item["turn"]["id"] == turn.id
     with pytest.raises(Invalid):
-        service.report_turn(turn.id, user(r1), "  ")
+        reports.report_turn(turn.id, user(r1), "  ")
 
 
 def test_reporting_again_after_a_restore_queues_the_turn_again(f):
@@ -119,11 +119,11 @@ def test_reporting_again_after_a_restore_queues_the_turn_again(f):
     a, r, mod = f.user(), f.user(), f.user(role="moderator")
     sid = f.story(a)
     turn, _ = write(sid, a, "Something rude.")
-    service.report_turn(turn.id, user(r), "rude")
+    reports.report_turn(turn.id, user(r), "rude")
     service.hide_turn(turn.id, user(mod), "rude")
     service.restore_turn(turn.id, user(mod), "on appeal")
     assert queries.moderation_queue() == []
-    report = service.report_turn(turn.id, user(r), "still rude")
+    report = reports.report_turn(turn.id, user(r), "still rude")
     assert report.status == "open" and report.reason == "still rude"
     assert report.resolved_by_id is None and report.resolved_at is None
     [item] = queries.moderation_queue()
@@ -136,11 +136,11 @@ def test_every_action_writes_exactly_one_audit_row(f):
     a, r, mod, admin = f.user(), f.user(), f.user(role="moderator"), f.user(role="admin")
     sid = f.story(a)
     turn, _ = write(sid, a, "Reported text.")
-    service.report_turn(turn.id, user(r), "bad")
+    reports.report_turn(turn.id, user(r), "bad")
     actions = [
         lambda: service.hide_turn(turn.id, user(mod), "off-topic"),
         lambda: service.restore_turn(turn.id, user(mod), "appeal"),
-        lambda: service.report_turn(turn.id, user(r), "again") and None,
+        lambda: reports.report_turn(turn.id, user(r), "again") and None,
         lambda: service.set_story_status(sid, user(mod), "locked", "cooling off"),
         lambda: service.set_story_status(sid, user(mod), "open", ""),
         lambda: service.suspend_user(r, user(mod), True, "abuse"),
@@ -247,7 +247,7 @@ def test_moderating_through_story_settings_is_audited(f):
     relay.set_status(sid, user(mod), "locked")
     relay.delete_story(sid, user(mod))
     actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
-    assert actions == ["story.update", "story.status.locked", "story.delete"]
+    assert actions == ["story.update", "story.lock", "story.delete"]
 
 
 def test_held_turns_cannot_be_reported_by_others(f, app):
@@ -257,4 +257,4 @@ def test_held_turns_cannot_be_reported_by_others(f, app):
     sid = f.story(a)
     turn, _ = write(sid, a, "Well fuck this.")
     with pytest.raises(NotFound):
-        service.report_turn(turn.id, user(b), "what is this")
+        reports.report_turn(turn.id, user(b), "what is this")

@@ -109,7 +109,7 @@ class Stack:
             RATELIMIT_ENABLED="0",
             RELAY_TORCH_THREADS="1",
             RELAY_SWEEP_SECONDS="3",
-            RELAY_TEST_CRASH_MARKER=CRASH_MARKER,
+            TEST_CRASH_MARKER=CRASH_MARKER,
             HF_HUB_OFFLINE="1",
             TOKENIZERS_PARALLELISM="false",
             PYTHONUNBUFFERED="1",
@@ -172,7 +172,7 @@ class Stack:
         args = [
             str(BIN / "celery"),
             "-A",
-            "app.generation.worker",
+            "tests.scaled.hooked_worker",
             "worker",
             "-n",
             f"{name}@%h",

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.scaled
 
 REDIS_URL = os.environ.get("TEST_SCALED_REDIS_URL", "redis://127.0.0.1:6379/5")
 TOKENS = 40  # words per AI turn: the word-only model always writes this many
-TOKEN_DELAY = 0.04  # seconds per token (RELAY_TEST_TOKEN_DELAY): ~2 s per turn
+TOKEN_DELAY = 0.04  # seconds per token (TEST_TOKEN_DELAY): ~2 s per turn
 KILLS = 20
 
 
@@ -67,7 +67,7 @@ def cluster(scaled_database: str, word_model, tmp_path_factory) -> Iterator[Clus
         scaled_database,
         REDIS_URL,
         word_model,
-        RELAY_TEST_TOKEN_DELAY=TOKEN_DELAY,
+        TEST_TOKEN_DELAY=TOKEN_DELAY,
         # The delay hook runs between two tokens of HF generate; the batched engine (the
         # default, covered by test_outages.py) generates on a thread of its own.
         RELAY_ENGINE="hf",

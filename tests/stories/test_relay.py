@@ -11,8 +11,8 @@ import pytest
 from app.accounts.models import User
 from app.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.extensions import db
-from app.stories import jobs, relay
-from app.stories.models import GenerationJob, Story, Turn
+from app.stories import jobs, reads, relay
+from app.stories.models import FinishReason, GenerationJob, Story, Turn
 from tests.conftest import Factory
 
 
@@ -49,7 +49,7 @@ def test_positions_are_contiguous_with_one_ai_turn_after_each_human(f):
     for writer in (a, b, a, b):
         _, job = write(sid, writer)
         answer(job.id)
-    turns = relay.visible_turns(db.session.get(Story, sid))
+    turns = reads.visible_turns(db.session.get(Story, sid))
     assert [t.position for t in turns] == list(range(1, 9))
     assert [t.kind for t in turns] == ["human", "ai"] * 4
     assert all(t.reply_to_id == turns[i - 1].id for i, t in enumerate(turns) if t.kind == "ai")
@@ -102,7 +102,7 @@ def test_round_robin_follows_join_order(f):
     order = []
     for _ in range(4):
         story = db.session.get(Story, sid)
-        expected = relay.next_writer_id(story)
+        expected = reads.next_writer_id(story)
         for wrong in {a, b, c} - {expected}:
             with pytest.raises(Conflict):
                 write(sid, wrong)
@@ -123,8 +123,8 @@ def test_regenerate_keeps_the_replaced_turn_hidden(f):
     new_job = relay.regenerate(sid, old.position, user(a))
     new = answer(new_job.id, "New answer.")
     story = db.session.get(Story, sid)
-    assert [t.text for t in relay.visible_turns(story)] == ["A paragraph.", "New answer."]
-    history = relay.visible_turns(story, include_hidden=True)
+    assert [t.text for t in reads.visible_turns(story)] == ["A paragraph.", "New answer."]
+    history = reads.visible_turns(story, include_hidden=True)
     assert [(t.text, t.hidden, t.hidden_reason) for t in history][1] == (
         "Old answer.",
         True,
@@ -152,7 +152,7 @@ def test_failed_job_can_be_retried_and_story_is_not_stuck(f):
     sid = f.story(a)
     human, job = write(sid, a)
     jobs.claim_job(job.id, "test")
-    jobs.fail_job(job.id, "The model produced nothing.")
+    jobs.fail_job(job.id, FinishReason.EMPTY)
     retry = relay.regenerate(sid, human.position, user(a))
     answer(retry.id)
     _, job = write(sid, b)
@@ -180,7 +180,8 @@ def test_attempt_cap_fails_the_job(f):
         assert jobs.requeue_job(job.id)
     assert jobs.claim_job(job.id, "w") is None
     db.session.refresh(job)
-    assert job.status == "failed" and "attempts" in job.error
+    assert job.status == "failed" and job.finish_reason == "worker_lost"
+    assert job.error == jobs.MESSAGES[FinishReason.WORKER_LOST].format(attempts=3)
 
 
 def test_hidden_turns_leave_the_story(f):
@@ -191,8 +192,8 @@ def test_hidden_turns_leave_the_story(f):
     answer(job.id)
     relay.set_hidden(human.id, user(mod), True, "spam")
     story = db.session.get(Story, sid)
-    assert [t.kind for t in relay.visible_turns(story)] == ["ai"]
-    assert len(relay.visible_turns(story, include_hidden=True)) == 2
+    assert [t.kind for t in reads.visible_turns(story)] == ["ai"]
+    assert len(reads.visible_turns(story, include_hidden=True)) == 2
 
 
 def test_locked_story_and_suspended_writer_are_refused(f):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.accounts.models import User
 from app.extensions import db
-from app.stories import relay
+from app.stories import reads, relay
 from app.stories.export import export_story
 from app.stories.jobs import claim_job, complete_job
 
@@ -27,7 +27,7 @@ def test_txt_export_credits_each_turn(app, factory):
     """Does the plain-text export hold the opening and every turn, each credited?"""
     story_id, _, _ = _story_with_turns(app, factory)
     with app.app_context():
-        text, mimetype, filename = export_story(relay.get_story(story_id), "txt")
+        text, mimetype, filename = export_story(reads.get_story(story_id), "txt")
     assert mimetype.startswith("text/plain")
     assert filename == f"story-{story_id}-the-lighthouse-b-keeper-b.txt"
     assert text.startswith("The *Lighthouse* <b>Keeper</b>\n")
@@ -42,7 +42,7 @@ def test_md_export_escapes_markup(app, factory):
     """Does the Markdown export credit turns and keep writers' text from becoming markup?"""
     story_id, _, _ = _story_with_turns(app, factory)
     with app.app_context():
-        text, mimetype, filename = export_story(relay.get_story(story_id), "md")
+        text, mimetype, filename = export_story(reads.get_story(story_id), "md")
     assert mimetype.startswith("text/markdown") and filename.endswith(".md")
     assert text.startswith("# The \\*Lighthouse\\* \\<b\\>Keeper\\</b\\>\n")
     assert "<script>" not in text and "<b>" not in text
@@ -56,11 +56,11 @@ def test_hidden_turns_left_out_of_exports(app, factory):
     story_id, alice, _ = _story_with_turns(app, factory)
     mod = factory.user("mod", role="moderator")
     with app.app_context():
-        story = relay.get_story(story_id)
+        story = reads.get_story(story_id)
         hidden = next(t for t in story.turns if t.position == 2)
         relay.set_hidden(hidden.id, db.session.get(User, mod), True, "spam")
         for fmt in ("txt", "md"):
-            text, _, _ = export_story(relay.get_story(story_id), fmt)
+            text, _, _ = export_story(reads.get_story(story_id), fmt)
             assert "waves answered" not in text
             assert "Alice wrote a letter" in text
 
@@ -85,4 +85,4 @@ def test_unknown_export_format_is_invalid(app, factory):
 
     story_id, _, _ = _story_with_turns(app, factory)
     with app.app_context(), pytest.raises(Invalid):
-        export_story(relay.get_story(story_id), "pdf")
+        export_story(reads.get_story(story_id), "pdf")

@@ -6,9 +6,9 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.extensions import db
-from app.stories import relay
+from app.stories import reads, relay
 from app.stories.jobs import claim_job, complete_job
-from app.stories.models import Story, Turn
+from app.stories.models import FinishReason, Story, Turn
 
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
 GOOD_STORY = {
@@ -30,7 +30,7 @@ def _count(app, model) -> int:
 def _answer(app, story_id: int, text: str = "The sea wrote back.") -> None:
     """Play the runner: finish the story's pending job with `text`."""
     with app.app_context():
-        job = relay.pending_job(relay.get_story(story_id))
+        job = reads.pending_job(reads.get_story(story_id))
         claim_job(job.id, "test")
         complete_job(job.id, text)
 
@@ -276,11 +276,11 @@ def test_failed_generation_shows_the_error_and_offers_a_retry(app, client, brows
     client.post("/stories/new", data=GOOD_STORY)
     client.post("/stories/1/turns", data={"text": "Mine.", "expected_position": 0})
     with app.app_context():
-        job = relay.pending_job(relay.get_story(1))
+        job = reads.pending_job(reads.get_story(1))
         claim_job(job.id, "test")
-        fail_job(job.id, "The model wrote nothing usable twice.")
+        fail_job(job.id, FinishReason.EMPTY)
     page = client.get("/stories/1").get_data(as_text=True)
-    assert "The model could not write its turn: The model wrote nothing usable twice." in page
+    assert "The model could not write its turn: The model wrote nothing usable twice" in page
     assert 'action="/stories/1/turns/1/regenerate"' in page
     assert client.post("/stories/1/turns/1/regenerate").status_code == 302
     state = client.get("/stories/1/state.json").json
@@ -410,7 +410,7 @@ def test_korean_story_round_trips(app, client, browser):
     assert '<article class="story" id="story" lang="ko"' in page
     assert title in page and opening in page
     with app.app_context():
-        assert relay.get_story(1).model_key == "ko"
+        assert reads.get_story(1).model_key == "ko"
     export = client.get("/stories/1/export.md")
     assert opening in export.get_data(as_text=True)
     assert 'filename="story-1.md"' in export.headers["Content-Disposition"]

@@ -26,7 +26,7 @@ _STOP = object()
 
 
 class EmbeddedRunner:
-    """A small pool of daemon threads executing jobs with app.generation.jobs_exec.run_job."""
+    """A small pool of daemon threads executing jobs with app.runners.execute.run_job."""
 
     in_process = True  # the CLI must not start threads of its own through it
 
@@ -136,7 +136,7 @@ class EmbeddedRunner:
             log.exception("generation runner: %s failed", getattr(fn, "__name__", fn))
 
     def _run(self, job_id: int, reclaim: bool) -> None:
-        from app.generation.jobs_exec import run_job
+        from app.runners.execute import run_job
 
         run_job(job_id, reclaim_running=reclaim, should_stop=self.should_stop)
 
@@ -144,26 +144,27 @@ class EmbeddedRunner:
         """Queue what a crash left: queued jobs, and running ones whose worker is gone."""
         from app.extensions import db
         from app.stories.jobs import unfinished_job_ids
-        from app.stories.models import GenerationJob
+        from app.stories.models import GenerationJob, JobStatus
 
         for job_id in unfinished_job_ids():
             job = db.session.get(GenerationJob, job_id)
             if job is None:
                 continue
-            if job.status == "running" and worker_alive_elsewhere(job.worker):
+            running = job.status == JobStatus.RUNNING
+            if running and worker_alive_elsewhere(job.worker):
                 continue
             log.info("resuming job %s (%s)", job_id, job.status)
-            self._put(job_id, reclaim=job.status == "running")
+            self._put(job_id, reclaim=running)
 
     def _poll(self) -> None:
         from sqlalchemy import select
 
         from app.extensions import db
-        from app.stories.models import GenerationJob
+        from app.stories.models import GenerationJob, JobStatus
 
         ids = db.session.scalars(
             select(GenerationJob.id)
-            .where(GenerationJob.status == "queued")
+            .where(GenerationJob.status == JobStatus.QUEUED)
             .order_by(GenerationJob.id)
             .limit(100)
         )

@@ -20,15 +20,13 @@ from flask import current_app
 from app.errors import NotFound
 from app.extensions import db
 from app.generation.decoding import StopReason
-from app.generation.events import publish
+from app.live.events import publish
 from app.stories.jobs import claim_job, complete_job, fail_job, requeue_job
-from app.stories.models import GenerationJob, Story, Turn
-from app.stories.relay import visible_turns
+from app.stories.models import FinishReason, GenerationJob, Story, Turn
+from app.stories.reads import visible_turns
 
 log = logging.getLogger(__name__)
 
-EMPTY_MESSAGE = "The model wrote nothing usable twice in a row. Use Regenerate to try again."
-FAILED_MESSAGE = "The model could not write this turn ({reason}). Use Regenerate to try again."
 _GENERATOR_LOCK = threading.Lock()
 
 
@@ -57,7 +55,9 @@ def run_job(
     reclaim_running: bool = False,
     should_stop: Any = None,
 ) -> str:
-    """Run one job to its end; returns "done", "held", "failed", "skipped" or "interrupted"."""
+    """Run one job to its end; returns "done", "held", "failed", "skipped" or "interrupted".
+
+    Every state change goes through app/stories/jobs.py."""
     try:
         job = claim_job(job_id, worker or worker_name(), reclaim_running=reclaim_running)
     except Exception:
@@ -75,7 +75,7 @@ def run_job(
         return "skipped"
     except Exception as exc:
         log.exception("job %s failed", job_id)
-        return _fail(job_id, FAILED_MESSAGE.format(reason=_reason(exc)))
+        return _fail(job_id, FinishReason.MODEL_ERROR, detail=_reason(exc))
 
 
 def build_prompt(job: GenerationJob) -> JobPrompt:
@@ -150,7 +150,7 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
             held = complete_job(request.job_id, text, held_reason=f"filter: {hit.value}")
             return "held" if held is not None else "skipped"
         else:
-            return _fail(request.job_id, EMPTY_MESSAGE)
+            return _fail(request.job_id, FinishReason.EMPTY)
         log.info("job %s: attempt %s unusable (%s)", request.job_id, attempt, hit or "empty")
 
 
@@ -180,10 +180,10 @@ def _delta_publisher(request: JobPrompt, attempt: int) -> Any:
     return on_delta
 
 
-def _fail(job_id: int, message: str) -> str:
+def _fail(job_id: int, reason: FinishReason, **detail: str) -> str:
     try:
         db.session.rollback()
-        fail_job(job_id, message)
+        fail_job(job_id, reason, **detail)
     except Exception:
         log.exception("could not mark job %s failed", job_id)
         db.session.rollback()

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from app.errors import Unavailable
-from app.generation.events import Event
+from app.live.events import Event
 
 log = logging.getLogger(__name__)
 CHANNEL = "relay:story:{}"

@@ -19,9 +19,9 @@ from typing import Any
 from flask import Response, current_app
 
 from app.extensions import db
-from app.generation.events import Event, get_event_bus
 from app.inputs import decimal
-from app.stories.relay import get_story, pending_job, visible_turns
+from app.live.events import Event, get_event_bus
+from app.stories.reads import get_story, pending_job, visible_turns
 from app.stories.serialize import job_dict, turn_dict
 
 RETRY_MS = 3000

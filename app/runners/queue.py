@@ -1,6 +1,6 @@
 """The JobQueue interface: how the relay hands a GenerationJob id to a runner.
 
-Embedded mode: a runner thread in the web process (app.generation.runner).
+Embedded mode: a runner thread in the web process (app.runners.embedded).
 Scaled mode: a Celery task over Redis. The job row stays the source of truth;
 the queue only carries ids.
 """

@@ -3,10 +3,11 @@
 The web app only sends a job id (`relay.generate`); the GenerationJob row stays
 the truth. A delivery decides from the row what to do:
 
-- queued: claim and run it (claim_job counts the attempt);
+- queued: claim and run it (app/stories/jobs.py's claim_job counts the attempt);
 - running, its worker a dead process on this host (a SIGKILLed pool child whose
   message came back through task_reject_on_worker_lost): reclaim it, so the
-  attempt count rises and a job that kills its worker every time ends `failed`;
+  attempt count rises and a job that kills its worker every time ends `failed`
+  (worker_lost, after MAX_JOB_ATTEMPTS claims);
 - running, its worker alive on this host: a duplicate message, dropped;
 - running on another host: reclaimed once it is older than RELAY_JOB_STALE_SECONDS,
   otherwise looked at again later;
@@ -33,6 +34,7 @@ from celery.exceptions import Retry
 from flask import Flask
 
 from app.errors import Unavailable
+from app.stories.models import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,6 @@ SWEEP_TASK = "relay.sweep"
 QUEUE_NAME = "relay.generation"
 SENT_KEY = "relay:job:{}:sent"
 RECLAIM_KEY = "relay:job:{}:reclaimed-from:{}"
-CRASH_MESSAGE = (
-    "The generation worker stopped while writing this turn {attempts} times in a row. "
-    "Use Regenerate to try again, or write something else."
-)
 UNAVAILABLE_MESSAGE = (
     "The model service is unavailable right now. Your paragraph is saved; "
     "the model will answer when the service is back."
@@ -64,10 +62,6 @@ def scaled_settings(config: Any) -> dict[str, Any]:
         "stale_seconds": int(setting("RELAY_JOB_STALE_SECONDS", 900)),
         "sweep_seconds": setting("RELAY_SWEEP_SECONDS", 30),
         "start_timeout": setting("RELAY_WORKER_START_TIMEOUT", 600),
-        # Test hooks (never set in production): a delay per generated token, and a
-        # marker text that makes the worker process exit while writing its answer.
-        "token_delay": float(os.environ.get("RELAY_TEST_TOKEN_DELAY", "") or 0),
-        "crash_marker": os.environ.get("RELAY_TEST_CRASH_MARKER", ""),
     }
 
 
@@ -173,8 +167,7 @@ def _register_tasks(celery: Celery, app: Flask, settings: dict[str, Any]) -> Non
 
 def _deliver(task: Task, job_id: int, settings: dict[str, Any]) -> str:
     from app.extensions import db
-    from app.generation.jobs_exec import run_job
-    from app.stories.jobs import MAX_JOB_ATTEMPTS, fail_job
+    from app.runners import execute
     from app.stories.models import GenerationJob
 
     job = db.session.get(GenerationJob, job_id)
@@ -189,23 +182,20 @@ def _deliver(task: Task, job_id: int, settings: dict[str, Any]) -> str:
     if reclaim and not _queue().take_reclaim(job_id, job.worker):
         db.session.rollback()
         return "skipped"
-    if reclaim and job.attempts >= MAX_JOB_ATTEMPTS:
-        fail_job(job_id, CRASH_MESSAGE.format(attempts=job.attempts))
-        return "failed"
-    should_stop = _test_hooks(job, settings)
     db.session.rollback()  # no transaction stays open while the model runs
     _queue().claimed(job_id)
-    return run_job(job_id, reclaim_running=reclaim, should_stop=should_stop)
+    # claim_job counts the attempt, and fails a job whose worker died on every one
+    return execute.run_job(job_id, reclaim_running=reclaim)
 
 
 def _decide(job: Any, stale_seconds: int) -> str | float:
     """One of run, reclaim, skip; or the seconds to wait before looking again."""
     from app.accounts.models import utcnow
-    from app.generation.runner import worker_alive_elsewhere
+    from app.runners.embedded import worker_alive_elsewhere
 
-    if job is None or job.status in ("done", "failed"):
+    if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED):
         return "skip"
-    if job.status == "queued":
+    if job.status == JobStatus.QUEUED:
         return "run"
     host = (job.worker or "").partition(":")[0]
     if host == socket.gethostname():
@@ -217,23 +207,6 @@ def _decide(job: Any, stale_seconds: int) -> str | float:
         started = started.replace(tzinfo=utcnow().tzinfo)
     left = (started + timedelta(seconds=stale_seconds) - utcnow()).total_seconds()
     return "reclaim" if left <= 0 else float(min(max(left, 1.0), 300.0))
-
-
-def _test_hooks(job: Any, settings: dict[str, Any]) -> Any:
-    """A should_stop callback for the test settings, or None (the usual case)."""
-    delay, marker, job_id = settings["token_delay"], settings["crash_marker"], job.id
-    crash = bool(marker) and job.reply_to is not None and marker in (job.reply_to.text or "")
-    if not delay and not crash:
-        return None
-
-    def should_stop() -> bool:  # called by generate() between two tokens
-        if crash:
-            log.error("test hook: job %s crashes its worker", job_id)
-            os._exit(70)
-        time.sleep(delay)
-        return False
-
-    return should_stop
 
 
 def sweep_jobs(app: Flask) -> int:
@@ -251,7 +224,10 @@ def sweep_jobs(app: Flask) -> int:
                 job = db.session.get(GenerationJob, job_id)
                 if job is None or queue.was_sent(job_id):
                     continue
-                if job.status == "running" and _decide(job, settings["stale_seconds"]) != "reclaim":
+                if (
+                    job.status == JobStatus.RUNNING
+                    and _decide(job, settings["stale_seconds"]) != "reclaim"
+                ):
                     continue
                 db.session.rollback()
                 queue.submit(job_id)
@@ -267,8 +243,8 @@ def init_scaled(app: Flask) -> None:
     """The scaled mode's app.extensions: Redis events, the Celery queue, the registry."""
     import threading
 
-    from app.generation.redis_events import RedisEventBus
     from app.generation.registry import ModelRegistry
+    from app.live.redis_events import RedisEventBus
 
     settings = scaled_settings(app.config)
     celery = make_celery(app)

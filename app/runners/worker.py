@@ -1,4 +1,4 @@
-"""The Celery worker entry point: `celery -A app.generation.worker worker`.
+"""The Celery worker entry point: `celery -A app.runners.worker worker`.
 
 Builds the Flask app from the environment (RELAY_RUN_MODE=scaled, DATABASE_URL,
 REDIS_URL, RELAY_MODELS, RELAY_DEVICE, RELAY_TORCH_THREADS) and exposes its
@@ -6,7 +6,7 @@ Celery app as `celery`. Each pool process loads every configured model once,
 when it starts, on its device: RELAY_DEVICE (e.g. cuda:1), else the GPU that
 CUDA_VISIBLE_DEVICES leaves visible, else the CPU. Run one worker with
 `--concurrency 1` per GPU. When the worker is ready it resends what a crash
-left behind (app.generation.celery_app.sweep_jobs).
+left behind (app.runners.celery_queue.sweep_jobs).
 
 With `--pool threads --concurrency N` one process runs N jobs at once on one
 batching engine per model: concurrent stories are answered in one batch (the
@@ -94,7 +94,7 @@ def load_models(**_: Any) -> None:
 def resend_leftovers(**_: Any) -> None:
     """At start: resend queued jobs without a message and jobs of dead workers."""
     from app.extensions import db
-    from app.generation.celery_app import sweep_jobs
+    from app.runners.celery_queue import sweep_jobs
 
     if _LOAD_IN_MAIN and _LOAD_IN_MAIN[-1]:
         load_models()

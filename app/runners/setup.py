@@ -7,7 +7,7 @@ app.extensions after init_generation(app):
   "relay.generator" None until the first job builds a Generator (a batching engine may preset it)
   "relay.closing"   threading.Event set at shutdown (ends SSE streams)
   "relay.shutdown"  callable: stop the runner threads and close streams
-RELAY_RUN_MODE=scaled: RedisEventBus and CeleryJobQueue instead (app.generation.celery_app),
+RELAY_RUN_MODE=scaled: RedisEventBus and CeleryJobQueue instead (app.runners.celery_queue),
 plus "relay.celery", the Celery app.
 No torch import happens here.
 """
@@ -20,9 +20,9 @@ from typing import Any
 
 from flask import Flask
 
-from app.generation.events import InMemoryEventBus
 from app.generation.registry import ModelRegistry
-from app.generation.runner import EmbeddedRunner
+from app.live.events import InMemoryEventBus
+from app.runners.embedded import EmbeddedRunner
 
 BATCHED_RUNNER_THREADS = 4
 
@@ -40,7 +40,7 @@ def runner_threads(config: Any) -> int:
 def init_generation(app: Flask) -> None:
     if app.config.get("RELAY_RUN_MODE") == "scaled":
         # Redis pub/sub events and Celery workers instead of the in-process runner.
-        from app.generation.celery_app import init_scaled
+        from app.runners.celery_queue import init_scaled
 
         init_scaled(app)
         return

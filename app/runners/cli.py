@@ -14,19 +14,22 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.accounts.models import utcnow
+from app.errors import RelayError
 from app.extensions import db
-from app.generation.events import publish
-from app.generation.queue import get_job_queue
-from app.stories.jobs import requeue_job
-from app.stories.models import JOB_STATES, GenerationJob
-from app.stories.relay import lock_story, pending_job
-from app.stories.serialize import job_dict
+from app.runners.queue import get_job_queue
+from app.stories.jobs import requeue_job, retry_job
+from app.stories.models import JOB_STATES, GenerationJob, JobStatus
 
 jobs_cli = AppGroup("jobs", help="Inspect and requeue generation jobs.")
 
 
 @jobs_cli.command("list")
-@click.option("--status", type=click.Choice(JOB_STATES), default=None, help="Only this state.")
+@click.option(
+    "--status",
+    type=click.Choice([str(state) for state in JOB_STATES]),
+    default=None,
+    help="Only this state.",
+)
 @click.option("--limit", type=int, default=50, show_default=True)
 def list_jobs(status: str | None, limit: int) -> None:
     """List the most recent generation jobs."""
@@ -57,7 +60,7 @@ def requeue_stale(older_than: int) -> None:
     ids = list(
         db.session.scalars(
             select(GenerationJob.id).where(
-                GenerationJob.status == "running", GenerationJob.started_at < cutoff
+                GenerationJob.status == JobStatus.RUNNING, GenerationJob.started_at < cutoff
             )
         )
     )
@@ -74,32 +77,16 @@ def requeue_stale(older_than: int) -> None:
 @click.argument("job_id", type=int)
 def retry(job_id: int) -> None:
     """Run job JOB_ID again: a failed one (if its paragraph is still the latest), or a stuck one."""
-    message = _reopen(job_id)
-    _submit(job_id)
-    click.echo(message)
-
-
-def _reopen(job_id: int) -> str:
     job = db.session.get(GenerationJob, job_id)
-    if job is None:
-        raise click.ClickException(f"No job {job_id}.")
-    if job.status == "queued":
-        return f"Job {job_id} is already queued."
-    if job.status == "running":
-        requeue_job(job_id)
-        return f"Job {job_id} is queued again."
-    if job.status == "done":
-        raise click.ClickException(f"Job {job_id} is done; regenerate the turn instead.")
-    story = lock_story(job.story_id)
-    db.session.refresh(job)
-    latest = job.reply_to is not None and job.reply_to.position == story.last_position
-    if job.status != "failed" or not latest or pending_job(story) is not None:
-        db.session.rollback()
-        raise click.ClickException(f"Job {job_id} cannot be retried: the story has moved on.")
-    job.status, job.attempts, job.error, job.finished_at = "queued", 0, None, None
-    db.session.commit()
-    publish(story.id, "generation_queued", job=job_dict(job))
-    return f"Job {job_id} is queued again."
+    if job is not None and job.status == JobStatus.QUEUED:
+        click.echo(f"Job {job_id} is already queued.")
+    else:
+        try:
+            retry_job(job_id)
+        except RelayError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"Job {job_id} is queued again.")
+    _submit(job_id)
 
 
 def _submit(job_id: int) -> None:

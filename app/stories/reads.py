@@ -1,0 +1,159 @@
+"""Reading a story as the relay rules define it: what a viewer sees, counts, whose turn.
+
+Every edge (browser views, API, admin, exports, the job runner's prompt)
+reads turns through here, so readers, writers and the model see the same
+story: hidden turns are gone for everyone but moderators; a held turn (the
+content filter's, awaiting review) is seen only by its own writer and by
+moderators; counts and paragraph numbers count what readers see.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import false, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from app.accounts.models import User
+from app.database import begin_write
+from app.errors import NotFound
+from app.extensions import db
+from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story, Turn
+
+
+def get_story(story_id: int) -> Story:
+    story = db.session.get(Story, story_id)
+    if story is None:
+        raise NotFound(f"Story {story_id} does not exist.")
+    return story
+
+
+def lock_story(story_id: int) -> Story:
+    """Begin a write transaction holding the story's lock; 404 if it is gone."""
+    begin_write()
+    story = db.session.execute(
+        select(Story).where(Story.id == story_id).with_for_update()
+    ).scalar_one_or_none()
+    if story is None:
+        db.session.rollback()
+        raise NotFound(f"Story {story_id} does not exist.")
+    return story
+
+
+def sees_hidden(viewer: User | None) -> bool:
+    """Moderators see hidden and held turns (flagged as such); readers do not."""
+    return bool(viewer is not None and viewer.is_moderator)
+
+
+def _seen_by(query, viewer: User | None, include_hidden: bool):  # noqa: ANN001, ANN202
+    if include_hidden:
+        return query
+    own_held = Turn.author_id == viewer.id if viewer is not None else false()
+    return query.where(Turn.hidden.is_(False), or_(Turn.held.is_(False), own_held))
+
+
+def visible_turns(
+    story: Story, since: int = 0, viewer: User | None = None, include_hidden: bool | None = None
+) -> list[Turn]:
+    """Turns after position `since`, in order, as `viewer` sees them (None: any reader, and
+    the model's prompt). include_hidden (default: whether the viewer is a moderator) shows
+    every turn."""
+    query = select(Turn).where(Turn.story_id == story.id, Turn.position > since)
+    show_all = sees_hidden(viewer) if include_hidden is None else include_hidden
+    query = _seen_by(query, viewer, show_all)
+    query = query.options(selectinload(Turn.author))  # one query for the credits, not one per turn
+    return list(db.session.scalars(query.order_by(Turn.position)))
+
+
+def turn_page(
+    story: Story, viewer: User | None, before: int | None, per_page: int
+) -> tuple[list[Turn], bool]:
+    """Up to `per_page` turns the viewer sees before position `before` (default: the latest),
+    oldest first, and whether there are earlier ones."""
+    query = select(Turn).where(Turn.story_id == story.id)
+    query = _seen_by(query, viewer, sees_hidden(viewer))
+    if before is not None:
+        query = query.where(Turn.position < before)
+    query = query.options(selectinload(Turn.author))
+    rows = list(db.session.scalars(query.order_by(Turn.position.desc()).limit(per_page + 1)))
+    return list(reversed(rows[:per_page])), len(rows) > per_page
+
+
+def last_turn(story: Story) -> Turn | None:
+    return db.session.scalars(
+        select(Turn).where(Turn.story_id == story.id, Turn.position == story.last_position)
+    ).first()
+
+
+def turn_at(story: Story, position: int) -> Turn:
+    turn = db.session.scalars(
+        select(Turn).where(Turn.story_id == story.id, Turn.position == position)
+    ).first()
+    if turn is None:
+        raise NotFound(f"Story {story.id} has no turn {position}.")
+    return turn
+
+
+def awaiting_review(story: Story) -> bool:
+    """The last paragraph is a writer's, held by the filter: the story waits for a moderator."""
+    last = last_turn(story)
+    return bool(last and last.held and not last.hidden and last.kind == "human")
+
+
+def pending_job(story: Story) -> GenerationJob | None:
+    return db.session.scalars(
+        select(GenerationJob)
+        .where(GenerationJob.story_id == story.id, GenerationJob.status.in_(PENDING_STATES))
+        .limit(1)
+    ).first()
+
+
+def latest_job(story: Story) -> GenerationJob | None:
+    return db.session.scalars(
+        select(GenerationJob)
+        .where(GenerationJob.story_id == story.id)
+        .order_by(GenerationJob.id.desc())
+        .limit(1)
+    ).first()
+
+
+def last_human_author(story: Story) -> int | None:
+    """Who wrote the latest visible human paragraph (the turn-order rules start from it)."""
+    return db.session.scalars(
+        select(Turn.author_id)
+        .where(Turn.story_id == story.id, Turn.kind == "human", Turn.hidden.is_(False))
+        .order_by(Turn.position.desc())
+        .limit(1)
+    ).first()
+
+
+def next_writer_id(story: Story) -> int | None:
+    """Round robin: the participant after the writer of the last visible human turn."""
+    order = [p.user_id for p in story.participants]
+    if not order:
+        return None
+    last = last_human_author(story)
+    if last not in order:
+        return order[0]
+    return order[(order.index(last) + 1) % len(order)]
+
+
+def participant(story: Story, user: User | None) -> Participant | None:
+    if user is None:
+        return None
+    return db.session.scalars(
+        select(Participant).where(Participant.story_id == story.id, Participant.user_id == user.id)
+    ).first()
+
+
+def visible_turn_counts(story_ids: list[int]) -> dict[int, int]:
+    """Turns readers see per story (not hidden, not held), in one query: the count the
+    story list, the API and the story page all report."""
+    if not story_ids:
+        return {}
+    rows = db.session.execute(
+        select(Turn.story_id, func.count(Turn.id))
+        .where(Turn.story_id.in_(story_ids), Turn.hidden.is_(False), Turn.held.is_(False))
+        .group_by(Turn.story_id)
+    )
+    counts = dict.fromkeys(story_ids, 0)
+    counts.update({story_id: count for story_id, count in rows})
+    return counts

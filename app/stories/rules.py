@@ -1,0 +1,204 @@
+"""Every "may I?" of the relay: write the next paragraph, regenerate, manage a story.
+
+Each rule is one function that raises the error the writer sees (a
+RelayError with a stable code); `may_write` and `regenerable_position` ask the
+same functions for the page's buttons, so a button is offered exactly when
+the action would be allowed.
+
+- A story takes turns only while open.
+- A writer's expected_position must be the story's last_position (409
+  stale_position with the paragraphs they missed, counted as readers count).
+- While the model writes (a pending job) or the last paragraph awaits a
+  moderator, no human turn is taken.
+- Open policy: anyone signed in, but not twice in a row; round robin: the
+  participants in join order.
+- A story holds TURNS_PER_STORY_MAX turns; the job queue QUEUE_MAX pending jobs.
+- Regenerate: the latest, visible turn; an AI answer, or the writer's own
+  paragraph whose answer failed; by that paragraph's writer or a moderator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.accounts.models import User
+from app.errors import Conflict, Forbidden, Invalid, Unavailable
+from app.extensions import db
+from app.inputs import decimal
+from app.stories.models import PENDING_STATES, GenerationJob, JobStatus, Story, Turn
+from app.stories.reads import (
+    awaiting_review,
+    last_human_author,
+    last_turn,
+    latest_job,
+    next_writer_id,
+    participant,
+    pending_job,
+    turn_at,
+    visible_turns,
+)
+from app.stories.serialize import job_dict, turn_dicts
+
+
+def require_writer(user: User | None) -> None:
+    if user is None or not user.is_authenticated:
+        raise Forbidden("Sign in to write.", code="unauthorized")
+    if user.is_suspended:
+        raise Forbidden("Your account is suspended.", code="suspended")
+
+
+def require_moderator(user: User) -> None:
+    if not user.is_moderator:
+        raise Forbidden("Moderators only.")
+
+
+def require_admin(user: User) -> None:
+    if not user.is_admin:
+        raise Forbidden("Admins only.")
+
+
+def can_manage(story: Story, user: User | None) -> bool:
+    """The owner and moderators rename, lock, finish and delete a story."""
+    return user is not None and (user.id == story.owner_id or user.is_moderator)
+
+
+def require_manager(story: Story, user: User) -> None:
+    if not can_manage(story, user):
+        db.session.rollback()
+        raise Forbidden("Only the story's owner or a moderator can do that.")
+
+
+def expected_position(value: Any) -> int:
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str):
+        number = decimal(value)
+    if number is None:
+        raise Invalid("expected_position must be an integer.", field="expected_position")
+    if number < 0:
+        raise Invalid("expected_position must be 0 or more.", field="expected_position")
+    return number
+
+
+def check_writable(story: Story, user: User, expected: int) -> None:
+    """Everything that must hold for `user` to append a paragraph at `expected`."""
+    check_open(story)
+    check_position(story, expected)
+    check_not_waiting(story)
+    check_turn_order(story, user)
+    check_room(story)
+    check_queue_room()
+
+
+def may_write(story: Story, user: User | None) -> bool:
+    """Whether `user` could write the next paragraph now (the page's button)."""
+    if user is None:
+        return False
+    try:
+        check_open(story)
+        check_not_waiting(story)
+        check_turn_order(story, user)
+        check_room(story)
+    except Conflict:
+        return False
+    return True
+
+
+def check_open(story: Story) -> None:
+    if story.status != "open":
+        raise Conflict(f"The story is {story.status}.", code=f"story_{story.status}")
+
+
+def check_position(story: Story, expected: int) -> None:
+    if expected == story.last_position:
+        return
+    missed = turn_dicts(visible_turns(story, since=min(expected, story.last_position)))
+    if expected < story.last_position:  # counted as readers count: visible paragraphs
+        new = len(missed)
+        message = (
+            f"The story moved on: {new} new paragraph{'s' if new != 1 else ''} since you "
+            "looked (shown now). Read them, then send yours again."
+            if new
+            else "The story changed since you looked. Send your paragraph again."
+        )
+    else:
+        message = "The story is not that long: reload it and send your paragraph again."
+    raise Conflict(message, code="stale_position", last_position=story.last_position, missed=missed)
+
+
+def check_not_waiting(story: Story) -> None:
+    """No human turn while a moderator reviews the last paragraph or the model writes."""
+    if awaiting_review(story):
+        raise Conflict(
+            "The last paragraph is waiting for a moderator's review.", code="awaiting_review"
+        )
+    job = pending_job(story)
+    if job is not None:
+        raise Conflict(
+            "The model is still writing its turn; wait for it to finish.",
+            code="generation_pending",
+            job=job_dict(job),
+        )
+
+
+def check_turn_order(story: Story, user: User) -> None:
+    if story.policy == "round_robin":
+        if participant(story, user) is None:
+            raise Conflict("Join this story to take part in its round.", code="not_a_participant")
+        if next_writer_id(story) != user.id:
+            raise Conflict("It is another participant's turn.", code="not_your_turn")
+        return
+    if last_human_author(story) == user.id:
+        raise Conflict(
+            "You wrote the last paragraph; let someone else go next.", code="not_your_turn"
+        )
+
+
+def check_room(story: Story) -> None:
+    if story.last_position + 2 > current_app.config["TURNS_PER_STORY_MAX"]:
+        raise Conflict("This story has reached its turn limit.", code="story_full")
+
+
+def check_queue_room() -> None:
+    queued = db.session.scalar(
+        select(func.count(GenerationJob.id)).where(GenerationJob.status.in_(PENDING_STATES))
+    )
+    if queued >= current_app.config["QUEUE_MAX"]:
+        raise Unavailable(
+            "The model is busy; try again shortly.", retry_after=10, code="queue_full"
+        )
+
+
+def check_regenerable(story: Story, position: int, user: User) -> tuple[Turn, Turn]:
+    """The turn at `position` may be asked again by `user`: (that turn, the paragraph it
+    answers). Raises the reason otherwise."""
+    check_open(story)
+    check_not_waiting(story)
+    turn = turn_at(story, position)
+    if turn.position != story.last_position or turn.hidden or turn.held:
+        raise Conflict("Only the latest turn can be regenerated.", code="not_latest")
+    human = turn if turn.kind == "human" else db.session.get(Turn, turn.reply_to_id)
+    if human is None or (human.author_id != user.id and not user.is_moderator):
+        raise Forbidden("Only the writer of the paragraph it answers can regenerate it.")
+    if turn.kind == "human" and not _answer_failed(story, turn):
+        raise Conflict("This paragraph has no failed answer to retry.", code="not_failed")
+    return turn, human
+
+
+def _answer_failed(story: Story, paragraph: Turn) -> bool:
+    job = latest_job(story)
+    return job is not None and job.status == JobStatus.FAILED and job.reply_to_id == paragraph.id
+
+
+def regenerable_position(story: Story, user: User | None) -> int | None:
+    """The position `user` may regenerate now, if any (the page's Regenerate button)."""
+    last = last_turn(story)
+    if user is None or last is None:
+        return None
+    try:
+        check_regenerable(story, last.position, user)
+    except (Conflict, Forbidden):
+        return None
+    return last.position

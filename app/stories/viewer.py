@@ -1,0 +1,68 @@
+"""What one viewer may see and do on a story page: the hint, the buttons, the job state.
+
+Computed from app/stories/rules.py and reads.py only, so the page offers an
+action exactly when the relay would allow it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.accounts.models import User
+from app.extensions import db
+from app.stories import rules
+from app.stories.models import JobStatus, Story
+from app.stories.reads import (
+    awaiting_review,
+    last_human_author,
+    last_turn,
+    latest_job,
+    next_writer_id,
+    participant,
+    pending_job,
+)
+from app.stories.serialize import job_dict
+
+
+def story_state(story: Story, user: User | None) -> dict[str, Any]:
+    """Who may write next, whether the model is writing, what the viewer may regenerate."""
+    pending = pending_job(story)
+    job = latest_job(story)
+    latest = last_turn(story)
+    failed = job if job is not None and job.status == JobStatus.FAILED else None
+    if failed is not None and (latest is None or latest.id != failed.reply_to_id):
+        failed = None  # an old failure, already followed by other turns
+    awaiting = awaiting_review(story)
+    return {
+        "last_position": story.last_position,
+        "status": story.status,
+        "pending_job": job_dict(pending) if pending else None,
+        "failed_job": job_dict(failed) if failed else None,
+        "awaiting_review": awaiting,
+        "hint": whose_turn(story, user, pending is not None, awaiting),
+        "can_write": rules.may_write(story, user),
+        "regenerate_position": rules.regenerable_position(story, user),
+    }
+
+
+def whose_turn(story: Story, user: User | None, pending: bool, awaiting: bool) -> str:
+    """One sentence saying who writes next."""
+    if story.status != "open":
+        return f"This story is {story.status}; it takes no more turns."
+    if pending:
+        return "The model is writing its turn…"
+    if awaiting:
+        return "The last paragraph is waiting for a moderator's review."
+    if user is None:
+        return "Sign in to write the next paragraph."
+    if story.policy == "round_robin":
+        if participant(story, user) is None:
+            return "Join this story to take part in its round."
+        next_id = next_writer_id(story)
+        if next_id == user.id:
+            return "It is your turn."
+        writer = db.session.get(User, next_id) if next_id else None
+        return f"It is {writer.username}'s turn." if writer else "Waiting for the next writer."
+    if last_human_author(story) == user.id:
+        return "You wrote the last paragraph; someone else goes next."
+    return "Anyone signed in may write the next paragraph."
