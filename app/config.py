@@ -83,6 +83,7 @@ class Config:
             "RELAY_KV_CACHE",
             "REDIS_URL",
             "SSE_KEEPALIVE_SECONDS",
+            "SSE_MAX_SECONDS",
         ):
             setattr(self, name, getattr(env, name))
 

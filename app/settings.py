@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0"
     )
     SSE_KEEPALIVE_SECONDS: Positive = 15
+    # A stream ends after this long; the browser's EventSource reconnects at once with
+    # Last-Event-ID and misses nothing (a proxy's idle timeout never cuts it mid-word).
+    SSE_MAX_SECONDS: Annotated[float, Field(gt=0)] = 600.0
 
 
 def load_settings() -> Settings:

@@ -45,6 +45,7 @@ def event_stream(story_id: int, last_event_id: str | None = None) -> Response:
         position,
         keepalive=float(current_app.config.get("SSE_KEEPALIVE_SECONDS", 15)),
         closing=current_app.extensions.get("relay.closing") or threading.Event(),
+        lifetime=float(current_app.config.get("SSE_MAX_SECONDS", 600)),
     )
     return Response(
         frames,
@@ -72,15 +73,22 @@ def _opening_events(story: Any, last_event_id: str | None) -> list[Event]:
 
 
 def _frames(
-    subscription: Any, first: list[Event], position: int, keepalive: float, closing: threading.Event
+    subscription: Any,
+    first: list[Event],
+    position: int,
+    keepalive: float,
+    closing: threading.Event,
+    lifetime: float,
 ) -> Iterator[str]:
-    """Yield SSE frames until the client goes away (GeneratorExit) or the app shuts down."""
+    """Yield SSE frames until the client goes away (GeneratorExit), the app shuts down or
+    the stream has lived `lifetime` seconds (the client reconnects with Last-Event-ID)."""
     try:
         yield f"retry: {RETRY_MS}\n\n"
         for event in first:
             yield format_frame(event, position)
         last_write = time.monotonic()
-        while not closing.is_set():
+        ends = last_write + lifetime
+        while not closing.is_set() and time.monotonic() < ends:
             event = subscription.get(timeout=min(_POLL_SECONDS, keepalive))
             if event is not None:
                 position = max(position, _event_position(event))
