@@ -76,7 +76,7 @@ def init_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
-        headers = {}
+        headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}  # 405: RFC 9110
         if status == 429:
             headers["Retry-After"] = "60"
         message = exc.description or exc.name

@@ -7,10 +7,12 @@ as {"error": {"code", "message", ...}} through app/errorpages.py.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from flask import Blueprint, Flask
 from flask_restx import Api
+from flask_restx.swagger import Swagger
 
 from app.api.common import csrf_for_session_users, refuse_bad_token
 from app.extensions import csrf
@@ -25,6 +27,48 @@ AUTHORIZATIONS = {
 }
 
 
+# Answers any operation can give, documented on each (the one Error shape): a NUL in the
+# query (400), a bad bearer token (401), a suspended account (403, unsafe methods), rate
+# limits (429); bodies: not JSON (400), too large (413), outside their schema (422).
+COMMON_ERRORS = {
+    "400": "Bad request: not JSON, or a NUL character in the query",
+    "401": "No, bad or revoked token",
+    "429": "Too many requests; see Retry-After",
+}
+UNSAFE_ERRORS = {"403": "Not allowed (a suspended account, or not yours)"}
+BODY_ERRORS = {"413": "Body over the size limit", "422": "Invalid field (error.field names it)"}
+QUERY_ERRORS = {"422": "Invalid query parameter (error.field names it)"}
+PATH_ERRORS = {"404": "Not found"}
+
+
+def document_common_errors(spec: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    """Add the answers every operation can give to each operation's responses; a body whose
+    schema is optional (app.api.contract.RequestSchema) is marked not required."""
+    error = {"$ref": "#/definitions/Error"}
+    for path, operations in spec.get("paths", {}).items():
+        shared = operations.get("parameters", [])
+        for method, op in operations.items():
+            if method == "parameters":
+                continue
+            params = shared + op.get("parameters", [])
+            for param in params:
+                name = param.get("schema", {}).get("$ref", "").rpartition("/")[2]
+                if param.get("in") == "body" and getattr(models.get(name), "optional", False):
+                    param["required"] = False
+            answers = dict(COMMON_ERRORS)
+            if method != "get":
+                answers |= UNSAFE_ERRORS
+            if any(p.get("in") == "body" for p in params):
+                answers |= BODY_ERRORS
+            if any(p.get("in") == "query" for p in params):
+                answers |= QUERY_ERRORS
+            if "{" in path:
+                answers |= PATH_ERRORS
+            for code, description in answers.items():
+                op["responses"].setdefault(code, {"description": description, "schema": error})
+    return spec
+
+
 class RelayApi(Api):
     """An Api whose errors go to the app's error handlers instead of restx's {"message"}."""
 
@@ -32,6 +76,11 @@ class RelayApi(Api):
         # Api.error_router catches this and calls Flask's own handler with e, which
         # dispatches to app/errorpages.py: one JSON shape for every API error.
         raise e
+
+    @cached_property
+    def __schema__(self) -> dict[str, Any]:
+        """The Swagger spec, with the answers every operation can give documented."""
+        return document_common_errors(Swagger(self).as_dict(), self.models)
 
 
 def init_api(app: Flask) -> None:

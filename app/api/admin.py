@@ -13,14 +13,32 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import request
-from flask_restx import Namespace, Resource, fields
+from flask_restx import Namespace, Resource
 
 from app.accounts.auth import require_user, role_required
 from app.api import schemas
-from app.api.common import json_body, query_int
+from app.api.common import query_int
+from app.api.contract import body, returns
+from app.api.schemas import (
+    AdminUser,
+    AuditPage,
+    Dismissed,
+    Queue,
+    Reason,
+    ReasonRequired,
+    RoleIn,
+    RuleIn,
+    RuleList,
+    RuleOut,
+    Stats,
+    StatusIn,
+    TurnResult,
+    UserList,
+)
+from app.api.stories import story_out
 from app.inputs import PAGE_MAX
 from app.moderation import lookup, queries, service
-from app.stories.serialize import story_dict, turn_dict
+from app.stories.serialize import turn_dict
 
 MODERATORS = ("moderator", "admin")
 admin_only = role_required("admin")
@@ -30,88 +48,6 @@ ns = Namespace(
     description="Moderation (moderators and admins; roles and filter lists: admins)",
     decorators=[role_required(*MODERATORS)],
 )
-
-Reason = ns.model("Reason", {"reason": fields.String(example="Spam link", max_length=500)})
-StatusIn = ns.model(
-    "StoryStatusIn",
-    {
-        "status": fields.String(required=True, enum=["open", "locked", "finished"]),
-        "reason": fields.String(max_length=500),
-    },
-)
-RoleIn = ns.model(
-    "RoleIn",
-    {
-        "role": fields.String(required=True, enum=["writer", "moderator", "admin"]),
-        "reason": fields.String(max_length=500),
-    },
-)
-RuleIn = ns.model(
-    "FilterRuleIn",
-    {
-        "language": fields.String(required=True, enum=["en", "ko", "*"]),
-        "kind": fields.String(required=True, enum=["word", "pattern"]),
-        "value": fields.String(required=True, example="scoundrel", max_length=200),
-    },
-)
-RuleOut = ns.model(
-    "FilterRule",
-    {
-        "id": fields.Integer,
-        "language": fields.String,
-        "kind": fields.String,
-        "value": fields.String,
-    },
-)
-RuleList = ns.model("FilterRuleList", {"rules": fields.List(fields.Nested(RuleOut))})
-AdminUser = ns.model(
-    "AdminUser",
-    {
-        "id": fields.Integer,
-        "username": fields.String,
-        "role": fields.String,
-        "is_suspended": fields.Boolean,
-        "created_at": fields.DateTime,
-    },
-)
-UserList = ns.model("AdminUserList", {"users": fields.List(fields.Nested(AdminUser))})
-QueueItem = ns.model(
-    "QueueItem",
-    {
-        "turn": fields.Nested(schemas.TurnOut),
-        "story": fields.Raw(example={"id": 1, "title": "The Lighthouse"}),
-        "since": fields.DateTime,
-        "report_count": fields.Integer,
-        "reports": fields.List(fields.Raw(example={"reporter": "ada", "reason": "spam"})),
-        "context": fields.List(fields.Nested(schemas.TurnOut), description="Turns around it"),
-    },
-)
-Queue = ns.model("Queue", {"items": fields.List(fields.Nested(QueueItem))})
-TurnResult = ns.model("ModeratedTurn", {"turn": fields.Nested(schemas.TurnOut)})
-Dismissed = ns.model("Dismissed", {"turn_id": fields.Integer, "reports_closed": fields.Integer})
-AuditOut = ns.model(
-    "AuditEntry",
-    {
-        "id": fields.Integer,
-        "actor": fields.String,
-        "action": fields.String(example="turn.hide"),
-        "target_type": fields.String(enum=["turn", "story", "user", "filter_rule"]),
-        "target_id": fields.Integer,
-        "reason": fields.String,
-        "details": fields.Raw,
-        "created_at": fields.DateTime,
-    },
-)
-AuditPage = ns.model(
-    "AuditPage",
-    {
-        "entries": fields.List(fields.Nested(AuditOut)),
-        "page": fields.Integer,
-        "per_page": fields.Integer,
-        "total": fields.Integer,
-    },
-)
-Stats = ns.model("Stats", {"stats": fields.Raw(description="Counts, jobs by state, latency")})
 
 ERRORS = {
     400: "Not a JSON object",
@@ -134,20 +70,13 @@ def errors(*codes: int) -> Callable[[Any], Any]:
     return document
 
 
-def optional_body(allowed: tuple[str, ...]) -> dict[str, Any]:
-    """json_body, except that no body at all counts as {} (the reason is optional)."""
-    if not request.get_data(cache=True).strip():
-        return {}
-    return json_body(allowed)
-
-
 # --- queue and turns ---------------------------------------------------------------
 
 
 @ns.route("/queue")
 class ModerationQueue(Resource):
     @errors()
-    @ns.response(200, "Reported and held turns, oldest first", Queue)
+    @returns(ns, Queue, description="Reported and held turns, oldest first")
     def get(self):
         """Reported and auto-held turns, oldest first, each with the turns around it."""
         return {"items": queries.moderation_queue()}
@@ -156,22 +85,24 @@ class ModerationQueue(Resource):
 @ns.route("/turns/<int:turn_id>/hide")
 class TurnHide(Resource):
     @errors(400, 404, 422)
-    @ns.expect(Reason)
-    @ns.response(200, "Hidden; readers' pages drop it at once", TurnResult)
+    @ns.expect(ReasonRequired)
+    @returns(ns, TurnResult, description="Hidden; readers' pages drop it at once")
     def post(self, turn_id: int):
         """Hide a turn from readers, exports and the model's context (reason required)."""
-        data = json_body(("reason",))
-        return {"turn": turn_dict(service.hide_turn(turn_id, require_user(), data.get("reason")))}
+        data = body(ReasonRequired)
+        return {"turn": turn_dict(service.hide_turn(turn_id, require_user(), data["reason"]))}
 
 
 @ns.route("/turns/<int:turn_id>/restore")
 class TurnRestore(Resource):
     @errors(400, 404, 422)
     @ns.expect(Reason)
-    @ns.response(200, "Visible again (a held last paragraph gets the model's answer)", TurnResult)
+    @returns(
+        ns, TurnResult, description="Visible again (a held last paragraph gets the model's answer)"
+    )
     def post(self, turn_id: int):
         """Show a hidden or held turn again."""
-        data = optional_body(("reason",))
+        data = body(Reason)
         turn = service.restore_turn(turn_id, require_user(), data.get("reason"))
         return {"turn": turn_dict(turn)}
 
@@ -180,10 +111,10 @@ class TurnRestore(Resource):
 class TurnDismiss(Resource):
     @errors(400, 404, 409, 422)
     @ns.expect(Reason)
-    @ns.response(200, "The turn's open reports are closed", Dismissed)
+    @returns(ns, Dismissed, description="The turn's open reports are closed")
     def post(self, turn_id: int):
         """Dismiss a turn's open reports (409 no_open_reports when there are none)."""
-        data = optional_body(("reason",))
+        data = body(Reason)
         closed = service.dismiss_reports(turn_id, require_user(), data.get("reason"))
         return {"turn_id": turn_id, "reports_closed": closed}
 
@@ -195,24 +126,24 @@ class TurnDismiss(Resource):
 class StoryStatus(Resource):
     @errors(400, 404, 422)
     @ns.expect(StatusIn)
-    @ns.response(200, "Changed", schemas.StoryOut)
+    @returns(ns, schemas.StoryOut, description="Changed")
     def post(self, story_id: int):
         """Lock, unlock (open) or finish a story."""
-        data = json_body(("status", "reason"))
+        data = body(StatusIn)
         story = service.set_story_status(
             story_id, require_user(), data.get("status"), data.get("reason")
         )
-        return story_dict(story)
+        return story_out(story)
 
 
 @ns.route("/stories/<int:story_id>")
 class StoryRemoval(Resource):
     @errors(400, 404, 422)
-    @ns.expect(Reason)
+    @ns.expect(ReasonRequired)
     @ns.response(204, "Deleted with its turns and jobs")
     def delete(self, story_id: int):
         """Delete a story (reason required)."""
-        data = optional_body(("reason",))
+        data = body(ReasonRequired)
         service.delete_story(story_id, require_user(), data.get("reason"))
         return "", 204
 
@@ -224,7 +155,7 @@ class StoryRemoval(Resource):
 class AdminUserList(Resource):
     @errors()
     @ns.doc(params={"q": "Part of the username (case-insensitive)"})
-    @ns.response(200, "Matching users, by name (at most 50)", UserList)
+    @returns(ns, UserList, description="Matching users, by name (at most 50)")
     def get(self):
         """Find users by name."""
         return {"users": [lookup.user_dict(u) for u in lookup.find_users(request.args.get("q"))]}
@@ -233,11 +164,11 @@ class AdminUserList(Resource):
 @ns.route("/users/<int:user_id>/suspend")
 class UserSuspend(Resource):
     @errors(400, 404, 409, 422)
-    @ns.expect(Reason)
-    @ns.response(200, "Suspended: their sessions and tokens stop working at once", AdminUser)
+    @ns.expect(ReasonRequired)
+    @returns(ns, AdminUser, description="Suspended: their sessions and tokens stop working at once")
     def post(self, user_id: int):
         """Suspend a user (reason required)."""
-        data = json_body(("reason",))
+        data = body(ReasonRequired)
         return lookup.user_dict(
             service.suspend_user(user_id, require_user(), True, data.get("reason"))
         )
@@ -247,10 +178,10 @@ class UserSuspend(Resource):
 class UserUnsuspend(Resource):
     @errors(400, 404, 409, 422)
     @ns.expect(Reason)
-    @ns.response(200, "They may sign in again (old tokens stay revoked)", AdminUser)
+    @returns(ns, AdminUser, description="They may sign in again (old tokens stay revoked)")
     def post(self, user_id: int):
         """Lift a suspension."""
-        data = optional_body(("reason",))
+        data = body(Reason)
         return lookup.user_dict(
             service.suspend_user(user_id, require_user(), False, data.get("reason"))
         )
@@ -260,12 +191,12 @@ class UserUnsuspend(Resource):
 class UserRole(Resource):
     @errors(400, 404, 409, 422)
     @ns.expect(RoleIn)
-    @ns.response(200, "Role changed", AdminUser)
+    @returns(ns, AdminUser, description="Role changed")
     @ns.response(403, "Not an admin", schemas.Error)
     @admin_only
     def post(self, user_id: int):
         """Make a user a writer, moderator or admin (admins only)."""
-        data = json_body(("role", "reason"))
+        data = body(RoleIn)
         user = service.set_role(user_id, require_user(), data.get("role"), data.get("reason"))
         return lookup.user_dict(user)
 
@@ -281,10 +212,16 @@ class AuditLog(Resource):
             "actor": "Username of who acted",
             "action": "An action or a prefix: turn (every turn action), turn.hide, story.lock",
             "target_type": "turn, story, user or filter_rule",
-            "page": "1, 2, ... (50 per page)",
+            "page": {
+                "description": "1, 2, ...",
+                "type": "integer",
+                "minimum": 1,
+                "maximum": PAGE_MAX,
+            },
+            "per_page": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
         },
     )
-    @ns.response(200, "Entries, newest first (read-only)", AuditPage)
+    @returns(ns, AuditPage, description="Entries, newest first (read-only)")
     def get(self):
         """Every moderation action: who, what, on what, when, why."""
         page = query_int("page", 1, low=1, high=PAGE_MAX)
@@ -302,7 +239,9 @@ class AuditLog(Resource):
 @ns.route("/stats")
 class HealthStats(Resource):
     @errors()
-    @ns.response(200, "Stories, turns, active writers, jobs by state, generation latency", Stats)
+    @returns(
+        ns, Stats, description="Stories, turns, active writers, jobs by state, generation latency"
+    )
     def get(self):
         """The operator's first look at health."""
         return {"stats": queries.stats()}
@@ -314,7 +253,7 @@ class HealthStats(Resource):
 @ns.route("/filters")
 class FilterRuleList(Resource):
     @errors()
-    @ns.response(200, "Every rule", RuleList)
+    @returns(ns, RuleList, description="Every rule")
     @ns.response(403, "Not an admin", schemas.Error)
     @admin_only
     def get(self):
@@ -323,15 +262,15 @@ class FilterRuleList(Resource):
 
     @errors(400, 409, 422)
     @ns.expect(RuleIn)
-    @ns.response(201, "Added", RuleOut)
+    @returns(ns, RuleOut, code=201, description="Added")
     @ns.response(403, "Not an admin", schemas.Error)
     @admin_only
     def post(self):
-        """Add a word or a regular expression for a language, or '*' for every one."""
-        data = json_body(("language", "kind", "value"))
-        rule = service.add_filter_rule(
-            require_user(), data.get("language"), data.get("kind"), data.get("value")
-        )
+        """Add a word or a regular expression ({language, word} or {language, pattern}) for a
+        language, or '*' for every one."""
+        data = body(RuleIn)
+        kind = "word" if "word" in data else "pattern"
+        rule = service.add_filter_rule(require_user(), data["language"], kind, data[kind])
         return lookup.rule_dict(rule), 201
 
 

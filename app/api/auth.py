@@ -11,13 +11,12 @@ from app.accounts.auth import bearer_token, require_user
 from app.accounts.models import ApiToken, User
 from app.accounts.service import authenticate, issue_token, register_user, revoke_token
 from app.api import schemas
-from app.api.common import json_body, login_limit
+from app.api.common import login_limit
+from app.api.contract import body, returns
 from app.errors import Unauthorized
 from app.extensions import db, limiter
 
 ns = Namespace("auth", description="Accounts and API tokens")
-
-CREDENTIALS = ("username", "password")
 
 
 def user_dict(user: User) -> dict[str, Any]:
@@ -28,7 +27,7 @@ def user_dict(user: User) -> dict[str, Any]:
 class Register(Resource):
     @ns.doc(security=[])
     @ns.expect(schemas.Credentials)
-    @ns.response(201, "Registered", schemas.UserOut)
+    @returns(ns, schemas.UserOut, code=201, description="Registered")
     @ns.response(400, "Not a JSON object", schemas.Error)
     @ns.response(409, "Username taken (code username_taken)", schemas.Error)
     @ns.response(422, "Bad username or password", schemas.Error)
@@ -36,7 +35,7 @@ class Register(Resource):
     @limiter.limit(login_limit)
     def post(self):
         """Create a writer account."""
-        data = json_body(CREDENTIALS)
+        data = body(schemas.Credentials)
         user = register_user(data.get("username"), data.get("password"))
         return user_dict(user), 201
 
@@ -45,14 +44,14 @@ class Register(Resource):
 class TokenList(Resource):
     @ns.doc(security=[])
     @ns.expect(schemas.Credentials)
-    @ns.response(201, "Token issued", schemas.TokenOut)
+    @returns(ns, schemas.TokenOut, code=201, description="Token issued")
     @ns.response(400, "Not a JSON object", schemas.Error)
     @ns.response(401, "Wrong credentials or suspended", schemas.Error)
     @ns.response(429, "Too many attempts", schemas.Error)
     @limiter.limit(login_limit)
     def post(self):
         """Exchange a username and password for a bearer token (shown once)."""
-        data = json_body(CREDENTIALS)
+        data = body(schemas.Credentials)
         user = authenticate(data.get("username"), data.get("password"))
         return {"token": issue_token(user), "user": user_dict(user)}, 201
 
@@ -80,7 +79,7 @@ class CurrentToken(Resource):
 
 @ns.route("/me")
 class Me(Resource):
-    @ns.response(200, "The signed-in user", schemas.UserOut)
+    @returns(ns, schemas.UserOut, description="The signed-in user")
     @ns.response(401, "No or bad token", schemas.Error)
     def get(self):
         """Who this token (or session) belongs to."""

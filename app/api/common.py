@@ -52,7 +52,7 @@ def json_body(allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
 def query_int(name: str, default: int, low: int, high: int = ID_MAX) -> int:
     """An integer query argument (ASCII digits) within bounds, or 422 naming it."""
     raw = request.args.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return default
     number = decimal(raw)
     if number is None:

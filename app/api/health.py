@@ -8,6 +8,7 @@ from flask_restx import Namespace, Resource
 from sqlalchemy import text
 
 from app.api import schemas
+from app.api.contract import returns
 from app.api.model_list import model_listing
 from app.errors import Unavailable
 from app.extensions import db
@@ -18,7 +19,7 @@ ns = Namespace("health", path="/", description="Liveness and readiness probes")
 @ns.route("/health")
 class Health(Resource):
     @ns.doc(security=[])
-    @ns.response(200, "The process is up")
+    @returns(ns, schemas.HealthOut, description="The process is up")
     def get(self):
         """Liveness: answers without touching the database or the models."""
         return {"status": "ok"}
@@ -27,7 +28,11 @@ class Health(Resource):
 @ns.route("/ready")
 class Ready(Resource):
     @ns.doc(security=[])
-    @ns.response(200, "Database (and in scaled mode Redis) reachable, every model loadable")
+    @returns(
+        ns,
+        schemas.ReadyOut,
+        description="Database (and in scaled mode Redis) reachable, every model loadable",
+    )
     @ns.response(503, "Not ready; error.checks says what failed", schemas.Error)
     def get(self):
         """Readiness: one database query and a look at every configured model."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_restx import Namespace, Resource
 
 from app.api import schemas
+from app.api.contract import returns
 from app.errors import NotFound
 from app.extensions import db
 from app.stories.models import GenerationJob
@@ -16,7 +17,7 @@ ns = Namespace("jobs", description="Generation jobs")
 @ns.route("/<int:job_id>")
 class JobItem(Resource):
     @ns.doc(security=[])
-    @ns.response(200, "The job; turn_id is set once its AI turn is appended", schemas.JobOut)
+    @returns(ns, schemas.JobOut, description="The job; turn_id is set once its AI turn is appended")
     @ns.response(404, "No such job", schemas.Error)
     def get(self, job_id: int):
         """One generation job."""

@@ -8,6 +8,7 @@ from flask import current_app
 from flask_restx import Namespace, Resource
 
 from app.api import schemas
+from app.api.contract import returns
 from app.stories.models import LANGUAGES
 
 ns = Namespace("models", description="Configured language models")
@@ -37,7 +38,7 @@ def model_listing() -> list[dict[str, Any]]:
 @ns.route("")
 class ModelList(Resource):
     @ns.doc(security=[])
-    @ns.response(200, "The configured models", [schemas.ModelInfo])
+    @returns(ns, schemas.ModelList, description="The configured models")
     def get(self):
         """Models a story can use: key, default language, whether it can be loaded."""
         return {"models": model_listing()}

@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-from flask_restx import Namespace, Resource, fields
+from flask_restx import Namespace, Resource
 
 from app.accounts.auth import require_user
 from app.api import schemas
-from app.api.common import json_body
+from app.api.contract import body, returns
 from app.moderation import reports
 
 ns = Namespace("reports", path="/turns", description="Reporting turns to the moderators")
 
-ReportIn = ns.model(
-    "ReportIn", {"reason": fields.String(required=True, example="Spam link", max_length=500)}
-)
-ReportOut = ns.model(
-    "Report",
-    {
-        "id": fields.Integer,
-        "turn_id": fields.Integer,
-        "reason": fields.String,
-        "status": fields.String(enum=["open", "dismissed", "actioned"]),
-    },
-)
-
 
 @ns.route("/<int:turn_id>/reports")
 class TurnReports(Resource):
-    @ns.expect(ReportIn)
-    @ns.response(
-        201, "Reported (reporting the same turn again returns the first report)", ReportOut
+    @ns.expect(schemas.ReportIn)
+    @returns(
+        ns,
+        schemas.ReportOut,
+        code=201,
+        description="Reported (reporting the same turn again returns the first report)",
     )
     @ns.response(400, "Not a JSON object", schemas.Error)
     @ns.response(401, "No or bad token", schemas.Error)
@@ -38,12 +28,6 @@ class TurnReports(Resource):
     def post(self, turn_id: int):
         """Report a turn with a reason; one report per reader and turn, however often sent."""
         user = require_user()
-        data = json_body(("reason",))
+        data = body(schemas.ReportIn)
         report = reports.report_turn(turn_id, user, data.get("reason"))
-        body = {
-            "id": report.id,
-            "turn_id": report.turn_id,
-            "reason": report.reason,
-            "status": report.status,
-        }
-        return body, 201
+        return report, 201

@@ -1,12 +1,27 @@
-"""Swagger models for the API's requests and responses (documentation only).
+"""Every shape of the API, defined once (see app/api/contract.py for how each is used).
 
-Input is validated by the service functions, not by flask-restx, so every error
-keeps the one shape documented here as `Error`.
+Output models are marshalled (`contract.returns`), request schemas validate the
+body (`contract.body`), and both are what /api/v1/swagger.json publishes.
+Limits come from the app's settings and the relay's own constants.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_restx import Model, fields
+
+from app.accounts.models import ROLES
+from app.accounts.service import PASSWORD_MAX, PASSWORD_MIN
+from app.api.contract import NO_NUL, Bool, Int, ListOf, Nested, Obj, RequestSchema, Str, When
+from app.moderation.audit import REASON_MAX_CHARS
+from app.moderation.filter import KINDS, RULE_MAX_CHARS
+from app.moderation.filter import LANGUAGES as RULE_LANGUAGES
+from app.moderation.models import REPORT_STATES
+from app.stories.models import JOB_STATES, LANGUAGES, POLICIES, STATUSES, FinishReason
+from app.stories.validation import PRESETS, TEXT_PATTERN, TITLE_PATTERN
+
+# --- errors ----------------------------------------------------------------------
 
 ErrorDetail = Model(
     "ErrorDetail",
@@ -18,161 +33,325 @@ ErrorDetail = Model(
 )
 Error = Model("Error", {"error": fields.Nested(ErrorDetail, required=True)})
 
-Credentials = Model(
+# --- requests ------------------------------------------------------------------------
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    return schema | ({"required": list(required)} if required else {})
+
+
+def _text(max_chars: int, pattern: str = TEXT_PATTERN, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_chars, "pattern": pattern, **extra}
+
+
+def _reason(required: bool = False) -> dict[str, Any]:
+    if required:
+        return _text(REASON_MAX_CHARS, description="must be 1-500 characters with visible text")
+    return {"type": "string", "maxLength": REASON_MAX_CHARS, "pattern": NO_NUL}
+
+
+Credentials = RequestSchema(
     "Credentials",
-    {
-        "username": fields.String(
-            required=True, example="ada", description="3-40 of A-Z a-z 0-9 . _ -"
-        ),
-        "password": fields.String(
-            required=True, example="correct horse", description="8-200 chars"
-        ),
-    },
+    lambda cfg: _object(
+        {
+            "username": {
+                "type": "string",
+                "pattern": r"^[A-Za-z0-9_.-]{3,40}(?!\n)$",
+                "description": "must be 3-40 of A-Z a-z 0-9 . _ -",
+                "example": "ada",
+            },
+            "password": {
+                "type": "string",
+                "minLength": PASSWORD_MIN,
+                "maxLength": PASSWORD_MAX,
+                "pattern": NO_NUL,
+                "description": f"must be {PASSWORD_MIN}-{PASSWORD_MAX} characters",
+                "example": "correct horse",
+            },
+        },
+        ("username", "password"),
+    ),
 )
-UserOut = Model(
-    "User",
-    {"id": fields.Integer, "username": fields.String, "role": fields.String},
+
+
+def _story_fields(cfg: Any) -> dict[str, Any]:
+    return {
+        "title": _text(cfg["TITLE_MAX_CHARS"], TITLE_PATTERN, example="The Lighthouse"),
+        "opening": _text(cfg["OPENING_MAX_CHARS"], example="The lamp went out at midnight."),
+        "policy": {"type": "string", "enum": list(POLICIES), "default": "open"},
+        "preset": {"type": "string", "enum": list(PRESETS), "default": "balanced"},
+        "max_new_tokens": {
+            "type": "integer",
+            "minimum": cfg["AI_TOKENS_MIN"],
+            "maximum": cfg["AI_TOKENS_MAX"],
+            "description": "Length of the model's turns in tokens (about 0.75 English words "
+            "or 1.5 Korean syllables each on the shipped models)",
+        },
+    }
+
+
+def _story_in(cfg: Any) -> dict[str, Any]:
+    return _object(
+        {
+            **_story_fields(cfg),
+            "language": {"type": "string", "enum": list(LANGUAGES)},
+            "model": {
+                "type": "string",
+                "enum": sorted(cfg["RELAY_MODELS"]),
+                "description": "A key of GET /models (default: the language's); one that "
+                "writes another language is a 409 model_language",
+            },
+        },
+        ("title", "language", "opening"),
+    )
+
+
+StoryIn = RequestSchema("StoryIn", _story_in)
+StoryPatch = RequestSchema(
+    "StoryPatch",
+    lambda cfg: _object(
+        {**_story_fields(cfg), "status": {"type": "string", "enum": list(STATUSES)}}
+    ),
 )
+TurnIn = RequestSchema(
+    "TurnIn",
+    lambda cfg: _object(
+        {
+            "text": _text(cfg["PARAGRAPH_MAX_CHARS"], example="She lit a candle instead."),
+            "expected_position": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "The story's last_position as you saw it",
+            },
+        },
+        ("text", "expected_position"),
+    ),
+)
+ReportIn = RequestSchema("ReportIn", lambda cfg: _object({"reason": _reason(True)}, ("reason",)))
+Reason = RequestSchema("Reason", lambda cfg: _object({"reason": _reason()}), optional=True)
+ReasonRequired = RequestSchema(
+    "ReasonRequired", lambda cfg: _object({"reason": _reason(True)}, ("reason",))
+)
+StatusIn = RequestSchema(
+    "StoryStatusIn",
+    lambda cfg: _object(
+        {"status": {"type": "string", "enum": list(STATUSES)}, "reason": _reason()}, ("status",)
+    ),
+)
+RoleIn = RequestSchema(
+    "RoleIn",
+    lambda cfg: _object(
+        {"role": {"type": "string", "enum": list(ROLES)}, "reason": _reason()}, ("role",)
+    ),
+)
+RuleIn = RequestSchema(
+    "FilterRuleIn",
+    lambda cfg: (
+        _object(
+            {
+                "language": {"type": "string", "enum": list(RULE_LANGUAGES)},
+                "word": _text(RULE_MAX_CHARS, example="scoundrel", description="A whole word"),
+                "pattern": _text(
+                    RULE_MAX_CHARS,
+                    format="regex",
+                    example="sc[o0]undrel",
+                    description="A regular expression (case-insensitive)",
+                ),
+            },
+            ("language",),
+        )
+        | {
+            "minProperties": 2,
+            "maxProperties": 2,
+            "x-field": "word",
+            "description": "needs exactly one of word or pattern",
+        }
+    ),
+)
+
+# --- responses -----------------------------------------------------------------------
+
+UserOut = Model("User", {"id": Int(), "username": Str(), "role": Str(enum=list(ROLES))})
 TokenOut = Model(
     "Token",
     {
-        "token": fields.String(description="Send as 'Authorization: Bearer <token>'; shown once"),
-        "user": fields.Nested(UserOut),
-    },
-)
-
-StoryIn = Model(
-    "StoryIn",
-    {
-        "title": fields.String(required=True, example="The Lighthouse"),
-        "language": fields.String(required=True, enum=["en", "ko"]),
-        "opening": fields.String(required=True, example="The lamp went out at midnight."),
-        "policy": fields.String(enum=["open", "round_robin"], default="open"),
-        "preset": fields.String(enum=["careful", "balanced", "wild"], default="balanced"),
-        "model": fields.String(description="A key of GET /models; default: the language's"),
-        "max_new_tokens": fields.Integer(description="Length of the model's turns, bounded"),
-    },
-)
-StoryPatch = Model(
-    "StoryPatch",
-    {
-        "title": fields.String,
-        "opening": fields.String,
-        "language": fields.String(enum=["en", "ko"]),
-        "policy": fields.String(enum=["open", "round_robin"]),
-        "preset": fields.String(enum=["careful", "balanced", "wild"]),
-        "max_new_tokens": fields.Integer,
-        "status": fields.String(enum=["open", "locked", "finished"]),
+        "token": Str(description="Send as 'Authorization: Bearer <token>'; shown once"),
+        "user": Nested(UserOut),
     },
 )
 StoryOut = Model(
     "Story",
     {
-        "id": fields.Integer,
-        "title": fields.String,
-        "language": fields.String,
-        "model": fields.String,
-        "opening": fields.String,
-        "policy": fields.String,
-        "preset": fields.String,
-        "max_new_tokens": fields.Integer,
-        "status": fields.String,
-        "owner": fields.String,
-        "last_position": fields.Integer(description="Turns ever appended, hidden ones included"),
-        "turn_count": fields.Integer(description="Visible turns"),
-        "participants": fields.List(fields.String),
-        "created_at": fields.DateTime,
-        "updated_at": fields.DateTime,
+        "id": Int(),
+        "title": Str(),
+        "language": Str(enum=list(LANGUAGES)),
+        "model": Str(),
+        "opening": Str(),
+        "policy": Str(enum=list(POLICIES)),
+        "preset": Str(enum=list(PRESETS)),
+        "max_new_tokens": Int(),
+        "status": Str(enum=list(STATUSES)),
+        "owner": Str(nullable=True),
+        "last_position": Int(description="Turns ever appended, hidden ones included"),
+        "turn_count": Int(description="Paragraphs readers see (not hidden, not held)"),
+        "participants": ListOf(fields.String),
+        "created_at": When(),
+        "updated_at": When(),
     },
 )
 StoryPage = Model(
     "StoryPage",
     {
-        "stories": fields.List(fields.Nested(StoryOut)),
-        "page": fields.Integer,
-        "per_page": fields.Integer,
-        "pages": fields.Integer,
-        "total": fields.Integer,
+        "stories": ListOf(fields.Nested(StoryOut)),
+        "page": Int(),
+        "per_page": Int(),
+        "pages": Int(),
+        "total": Int(),
     },
 )
 Participants = Model(
     "Participants",
     {
-        "story_id": fields.Integer,
-        "participants": fields.List(fields.String, description="In join (round-robin) order"),
-        "next_writer": fields.String(description="Round robin: whose turn it is"),
+        "story_id": Int(),
+        "participants": ListOf(fields.String, description="In join (round-robin) order"),
+        "next_writer": Str(nullable=True, description="Round robin: whose turn it is"),
     },
 )
-
 TurnOut = Model(
     "Turn",
     {
-        "id": fields.Integer,
-        "story_id": fields.Integer,
-        "position": fields.Integer(
+        "id": Int(),
+        "story_id": Int(),
+        "position": Int(
             description="The turn's identity: stored, gap-free over every turn ever appended "
             "(hidden ones too); URLs and expected_position use it"
         ),
-        "number": fields.Integer(
+        "number": Int(
+            nullable=True,
             description="The paragraph number readers see: visible paragraphs only, no gaps; "
-            "null for a hidden or held turn"
+            "null for a hidden or held turn",
         ),
-        "kind": fields.String(enum=["human", "ai"]),
-        "text": fields.String(description="Raw text: escape it on output"),
-        "author": fields.String,
-        "credit": fields.String,
-        "model": fields.String,
-        "reply_to_id": fields.Integer,
-        "hidden": fields.Boolean(description="Only moderators and admins see hidden turns"),
-        "hidden_reason": fields.String,
-        "created_at": fields.DateTime,
+        "kind": Str(enum=["human", "ai"]),
+        "text": Str(description="Raw text: escape it on output"),
+        "author": Str(nullable=True),
+        "credit": Str(),
+        "model": Str(nullable=True),
+        "reply_to_id": Int(nullable=True, description="An AI turn: the paragraph it answers"),
+        "hidden": Bool(description="Only moderators and admins see hidden turns"),
+        "hidden_reason": Str(nullable=True),
+        "held": Bool(description="Held by the content filter: its writer and moderators see it"),
+        "held_reason": Str(nullable=True),
+        "created_at": When(),
     },
 )
 JobOut = Model(
     "Job",
     {
-        "id": fields.Integer,
-        "story_id": fields.Integer,
-        "reply_to_id": fields.Integer,
-        "status": fields.String(enum=["queued", "running", "done", "failed"]),
-        "attempts": fields.Integer,
-        "error": fields.String,
-        "turn_id": fields.Integer,
-        "created_at": fields.DateTime,
-        "started_at": fields.DateTime,
-        "finished_at": fields.DateTime,
-    },
-)
-TurnIn = Model(
-    "TurnIn",
-    {
-        "text": fields.String(required=True, example="She lit a candle instead."),
-        "expected_position": fields.Integer(
-            required=True, description="The story's last_position as you saw it"
-        ),
+        "id": Int(),
+        "story_id": Int(),
+        "reply_to_id": Int(description="The paragraph it answers"),
+        "status": Str(enum=[str(state) for state in JOB_STATES]),
+        "finish_reason": Str(nullable=True, enum=[str(reason) for reason in FinishReason]),
+        "attempts": Int(),
+        "error": Str(nullable=True, description="Why it failed, for the writer"),
+        "turn_id": Int(nullable=True, description="Its AI turn, once appended"),
+        "created_at": When(),
+        "started_at": When(nullable=True),
+        "finished_at": When(nullable=True),
     },
 )
 TurnList = Model(
     "TurnList",
     {
-        "story_id": fields.Integer,
-        "last_position": fields.Integer(description="Send this as expected_position"),
-        "pending_job": fields.Nested(JobOut, allow_null=True),
-        "turns": fields.List(fields.Nested(TurnOut)),
+        "story_id": Int(),
+        "last_position": Int(description="Send this as expected_position"),
+        "pending_job": Nested(JobOut, nullable=True),
+        "turns": ListOf(fields.Nested(TurnOut)),
     },
 )
-TurnAccepted = Model("TurnAccepted", {"turn": fields.Nested(TurnOut), "job": fields.Nested(JobOut)})
-JobAccepted = Model("JobAccepted", {"job": fields.Nested(JobOut)})
-
+TurnAccepted = Model(
+    "TurnAccepted",
+    {
+        "turn": Nested(TurnOut),
+        "job": Nested(JobOut, nullable=True, description="null when the paragraph is held"),
+    },
+)
+JobAccepted = Model("JobAccepted", {"job": Nested(JobOut)})
 ModelInfo = Model(
     "ModelInfo",
     {
-        "key": fields.String,
-        "language": fields.String(description="The language it is the default for, if any"),
-        "source": fields.String(description="Local directory or hub id"),
-        "loadable": fields.Boolean,
-        "ready": fields.Boolean(description="Loaded in this process"),
+        "key": Str(),
+        "language": Str(nullable=True, description="The language it is the default for"),
+        "source": Str(enum=["local", "hub"]),
+        "name": Str(description="Its directory or hub id"),
+        "loadable": Bool(),
+        "loaded": Bool(description="Loaded in this process"),
+        "problem": Str(nullable=True, description="Why it cannot be loaded"),
     },
 )
+ModelList = Model("ModelList", {"models": ListOf(fields.Nested(ModelInfo))})
+HealthOut = Model("Health", {"status": Str(enum=["ok"])})
+ReadyOut = Model("Ready", {"status": Str(enum=["ready"]), "checks": Obj()})
+ReportOut = Model(
+    "Report",
+    {"id": Int(), "turn_id": Int(), "reason": Str(), "status": Str(enum=list(REPORT_STATES))},
+)
 
-ALL = [value for value in list(globals().values()) if isinstance(value, Model)]
+# --- admin -----------------------------------------------------------------------------
+
+RuleOut = Model(
+    "FilterRule",
+    {
+        "id": Int(),
+        "language": Str(enum=list(RULE_LANGUAGES)),
+        "kind": Str(enum=list(KINDS)),
+        "value": Str(),
+    },
+)
+RuleList = Model("FilterRuleList", {"rules": ListOf(fields.Nested(RuleOut))})
+AdminUser = Model(
+    "AdminUser",
+    {
+        "id": Int(),
+        "username": Str(),
+        "role": Str(enum=list(ROLES)),
+        "is_suspended": Bool(),
+        "created_at": When(),
+    },
+)
+UserList = Model("AdminUserList", {"users": ListOf(fields.Nested(AdminUser))})
+QueueItem = Model(
+    "QueueItem",
+    {
+        "turn": Nested(TurnOut),
+        "story": Obj(example={"id": 1, "title": "The Lighthouse"}),
+        "since": When(),
+        "report_count": Int(),
+        "reports": ListOf(fields.Raw(example={"reporter": "ada", "reason": "spam"})),
+        "context": ListOf(fields.Nested(TurnOut), description="Turns around it"),
+    },
+)
+Queue = Model("Queue", {"items": ListOf(fields.Nested(QueueItem))})
+TurnResult = Model("ModeratedTurn", {"turn": Nested(TurnOut)})
+Dismissed = Model("Dismissed", {"turn_id": Int(), "reports_closed": Int()})
+AuditOut = Model(
+    "AuditEntry",
+    {
+        "id": Int(),
+        "actor": Str(nullable=True),
+        "action": Str(example="turn.hide"),
+        "target_type": Str(enum=["turn", "story", "user", "filter_rule"]),
+        "target_id": Int(nullable=True),
+        "reason": Str(),
+        "details": Obj(),
+        "created_at": When(),
+    },
+)
+AuditPage = Model(
+    "AuditPage",
+    {"entries": ListOf(fields.Nested(AuditOut)), "page": Int(), "per_page": Int(), "total": Int()},
+)
+Stats = Model("Stats", {"stats": Obj(description="Counts, jobs by state, latency")})
+
+ALL = [value for value in list(globals().values()) if isinstance(value, Model | RequestSchema)]

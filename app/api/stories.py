@@ -12,19 +12,21 @@ from sqlalchemy import select
 
 from app.accounts.auth import require_user
 from app.api import schemas
-from app.api.common import PER_PAGE_DEFAULT, PER_PAGE_MAX, json_body, query_int
+from app.api.common import PER_PAGE_DEFAULT, PER_PAGE_MAX, query_int
+from app.api.contract import body, returns
 from app.errors import Invalid, Unavailable
 from app.extensions import db
 from app.inputs import PAGE_MAX
 from app.stories import reads, relay
-from app.stories.models import STATUSES, Story
+from app.stories.models import Story
 from app.stories.serialize import story_dict
-from app.stories.validation import choice
 
 ns = Namespace("stories", description="Stories, participants, live events and export")
+PAGE_PARAMS = {
+    "page": {"description": "1 or more", "type": "integer", "minimum": 1, "maximum": PAGE_MAX},
+    "per_page": {"type": "integer", "minimum": 1, "maximum": PER_PAGE_MAX},
+}
 
-STORY_FIELDS = ("title", "language", "opening", "policy", "preset", "model", "max_new_tokens")
-PATCH_FIELDS = ("title", "language", "opening", "policy", "preset", "max_new_tokens", "status")
 EXPORT_FORMATS = ("txt", "md")
 
 
@@ -34,8 +36,8 @@ def story_out(story: Story) -> dict[str, Any]:
 
 @ns.route("")
 class StoryList(Resource):
-    @ns.doc(security=[], params={"page": "1 or more", "per_page": f"1-{PER_PAGE_MAX}"})
-    @ns.response(200, "A page of stories, most recently active first", schemas.StoryPage)
+    @ns.doc(security=[], params=PAGE_PARAMS)
+    @returns(ns, schemas.StoryPage, description="A page of stories, most recently active first")
     @ns.response(422, "Bad page or per_page", schemas.Error)
     def get(self):
         """List stories, paginated, with their visible turn counts and last activity."""
@@ -57,14 +59,15 @@ class StoryList(Resource):
         }
 
     @ns.expect(schemas.StoryIn)
-    @ns.response(201, "Created", schemas.StoryOut)
+    @returns(ns, schemas.StoryOut, code=201, description="Created")
     @ns.response(400, "Not a JSON object", schemas.Error)
     @ns.response(401, "No or bad token", schemas.Error)
+    @ns.response(409, "model_language or no_default_model (the registry decides)", schemas.Error)
     @ns.response(422, "Invalid field (error.field names it)", schemas.Error)
     def post(self):
         """Start a story; its owner is its first participant."""
         user = require_user()
-        story = relay.create_story(user, json_body(STORY_FIELDS))
+        story = relay.create_story(user, body(schemas.StoryIn))
         return story_out(story), 201, {"Location": f"{request.base_url}/{story.id}"}
 
 
@@ -72,25 +75,23 @@ class StoryList(Resource):
 @ns.response(404, "No such story", schemas.Error)
 class StoryItem(Resource):
     @ns.doc(security=[])
-    @ns.response(200, "The story", schemas.StoryOut)
+    @returns(ns, schemas.StoryOut, description="The story")
     def get(self, story_id: int):
         """One story."""
         return story_out(reads.get_story(story_id))
 
     @ns.expect(schemas.StoryPatch)
-    @ns.response(200, "Changed", schemas.StoryOut)
+    @returns(ns, schemas.StoryOut, description="Changed")
     @ns.response(400, "Not a JSON object", schemas.Error)
     @ns.response(401, "No or bad token", schemas.Error)
     @ns.response(403, "Not the owner, a moderator or an admin", schemas.Error)
-    @ns.response(422, "Invalid field (a story's model cannot change)", schemas.Error)
+    @ns.response(422, "Invalid field (a story's model and language cannot change)", schemas.Error)
     def patch(self, story_id: int):
         """Change a story's fields or status (owner, moderator or admin)."""
         user = require_user()
         reads.get_story(story_id)  # an unknown story is a 404 before any field is a 422
-        data = json_body(PATCH_FIELDS + ("model",))
+        data = body(schemas.StoryPatch)
         status = data.pop("status", None)
-        if status is not None:
-            choice(status, "status", STATUSES)
         if data or status is None:
             relay.update_story(story_id, user, data)
         if status is not None:
@@ -110,12 +111,12 @@ class StoryItem(Resource):
 @ns.response(404, "No such story", schemas.Error)
 class StoryParticipants(Resource):
     @ns.doc(security=[])
-    @ns.response(200, "Participants in round-robin order", schemas.Participants)
+    @returns(ns, schemas.Participants, description="Participants in round-robin order")
     def get(self, story_id: int):
         """Who takes part, in join order, and whose turn it is (round robin)."""
         return participants_out(reads.get_story(story_id))
 
-    @ns.response(201, "Joined", schemas.Participants)
+    @returns(ns, schemas.Participants, code=201, description="Joined")
     @ns.response(200, "Already a participant", schemas.Participants)
     @ns.response(401, "No or bad token", schemas.Error)
     def post(self, story_id: int):
@@ -143,7 +144,7 @@ class StoryEvents(Resource):
         security=[],
         params={"Last-Event-ID": {"in": "header", "description": "Resume after this event"}},
     )
-    @ns.produces(["text/event-stream"])
+    @ns.produces(["text/event-stream", "application/json"])
     @ns.response(200, "Server-Sent Events: turn_created, generation_delta, generation_done, ...")
     @ns.response(503, "Live events unavailable", schemas.Error)
     def get(self, story_id: int) -> Response:
@@ -162,13 +163,16 @@ class StoryEvents(Resource):
 @ns.route("/<int:story_id>/export")
 @ns.response(404, "No such story", schemas.Error)
 class StoryExport(Resource):
-    @ns.doc(security=[], params={"format": "txt (default) or md"})
-    @ns.produces(["text/plain", "text/markdown"])
+    @ns.doc(
+        security=[],
+        params={"format": {"description": "txt (default) or md", "enum": list(EXPORT_FORMATS)}},
+    )
+    @ns.produces(["text/plain", "text/markdown", "application/json"])
     @ns.response(200, "The story's visible text, each turn credited")
     @ns.response(422, "Unknown format", schemas.Error)
     def get(self, story_id: int) -> Response:
         """Download a story as plain text or Markdown (hidden turns left out)."""
-        fmt = request.args.get("format", "txt")
+        fmt = request.args.get("format", "txt")  # "" too is not a format
         if fmt not in EXPORT_FORMATS:
             raise Invalid("format must be txt or md.", field="format")
         story = reads.get_story(story_id)

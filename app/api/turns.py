@@ -12,14 +12,15 @@ from flask_restx import Namespace, Resource
 
 from app.accounts.auth import current_user_or_none, require_user
 from app.api import schemas
-from app.api.common import json_body, query_int, turns_limit
+from app.api.common import query_int, turns_limit
+from app.api.contract import body, returns
 from app.extensions import limiter
+from app.inputs import ID_MAX
 from app.stories import reads, relay
 from app.stories.serialize import job_dict, turn_dict, turn_dicts
 
 ns = Namespace("turns", path="/stories", description="Turns of a story")
 
-TURN_FIELDS = ("text", "expected_position")
 CONFLICTS = (
     "Conflict; error.code says why: stale_position (with last_position and the missed "
     "turns), generation_pending, not_your_turn, not_a_participant, story_locked, "
@@ -34,8 +35,20 @@ def _jobs_url(job_id: int) -> str:
 @ns.route("/<int:story_id>/turns")
 @ns.response(404, "No such story", schemas.Error)
 class TurnList(Resource):
-    @ns.doc(security=[], params={"since": "Only turns after this position (default 0)"})
-    @ns.response(200, "Turns after `since`; moderators also get hidden ones", schemas.TurnList)
+    @ns.doc(
+        security=[],
+        params={
+            "since": {
+                "description": "Only turns after this position (default 0)",
+                "type": "integer",
+                "minimum": 0,
+                "maximum": ID_MAX,
+            }
+        },
+    )
+    @returns(
+        ns, schemas.TurnList, description="Turns after `since`; moderators also get hidden ones"
+    )
     @ns.response(422, "Bad since", schemas.Error)
     def get(self, story_id: int):
         """Visible turns after position `since`, and the position to send next."""
@@ -51,7 +64,9 @@ class TurnList(Resource):
         }
 
     @ns.expect(schemas.TurnIn)
-    @ns.response(202, "Accepted: the model's answer is queued", schemas.TurnAccepted)
+    @returns(
+        ns, schemas.TurnAccepted, code=202, description="Accepted: the model's answer is queued"
+    )
     @ns.response(400, "Not a JSON object", schemas.Error)
     @ns.response(401, "No or bad token", schemas.Error)
     @ns.response(403, "Suspended", schemas.Error)
@@ -64,20 +79,20 @@ class TurnList(Resource):
     def post(self, story_id: int):
         """Append a paragraph; the model's answer follows as a job."""
         user = require_user()
-        data = json_body(TURN_FIELDS)
+        data = body(schemas.TurnIn)
         turn, job = relay.append_human_turn(
             story_id, user, data.get("text"), data.get("expected_position")
         )
         if job is None:  # held by the content filter until a moderator decides
             return {"turn": turn_dict(turn), "job": None}, 202
-        body = {"turn": turn_dict(turn), "job": job_dict(job)}
-        return body, 202, {"Location": _jobs_url(job.id)}
+        accepted = {"turn": turn_dict(turn), "job": job_dict(job)}
+        return accepted, 202, {"Location": _jobs_url(job.id)}
 
 
 @ns.route("/<int:story_id>/turns/<int:position>/regenerate")
 @ns.response(404, "No such story or turn", schemas.Error)
 class TurnRegenerate(Resource):
-    @ns.response(202, "Accepted: a new answer is queued", schemas.JobAccepted)
+    @returns(ns, schemas.JobAccepted, code=202, description="Accepted: a new answer is queued")
     @ns.response(401, "No or bad token", schemas.Error)
     @ns.response(403, "Not the writer of the paragraph it answers", schemas.Error)
     @ns.response(409, "Not the latest turn, or a generation is pending", schemas.Error)

@@ -12,11 +12,21 @@ from typing import Any
 
 from flask import current_app
 
-from app.errors import Invalid
+from app.errors import Conflict, Invalid
 from app.stories.models import LANGUAGES, POLICIES
 
 PRESETS = ("careful", "balanced", "wild")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# What a text must contain to be kept (it is trimmed and its control characters dropped),
+# and what a title must contain to be seen. The API's schemas publish these patterns, so
+# they spell whitespace out (str.isspace's set) instead of \s, whose meaning differs
+# between Python and the ECMA-262 dialect JSON Schema uses.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_TEXT_CHAR = rf"[^{_SPACE}\x00-\x08\x0e-\x1f\x7f]"
+_VISIBLE_CHAR = rf"[^{_SPACE}\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2060-\u206f\ufeff]"
+TEXT_PATTERN = rf"^[^\x00]*{_TEXT_CHAR}[^\x00]*$"
+TITLE_PATTERN = rf"^[^\x00]*{_VISIBLE_CHAR}[^\x00]*$"
+_VISIBLE = re.compile(_VISIBLE_CHAR)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _SPACE_RUNS = re.compile(r"[ \t]+\n")
 
@@ -44,7 +54,7 @@ def clean_text(value: Any, field: str, max_chars: int, required: bool = True) ->
 def clean_title(value: Any, max_chars: int) -> str:
     """A title is one line with something visible in it (not only zero-width characters)."""
     title = " ".join(clean_text(value, "title", max_chars).split())
-    if not any(unicodedata.category(c)[0] not in "ZC" for c in title):
+    if not _VISIBLE.search(title):
         raise Invalid("title must have visible characters.", field="title")
     return title
 
@@ -78,15 +88,20 @@ def model_for(language: str, model_key: Any) -> str:
     registry = current_app.config["RELAY_MODELS"]
     if model_key in (None, ""):
         if language not in registry:
-            raise Invalid(f"No default model is configured for {language!r}.", field="model")
+            raise Conflict(
+                f"No default model is configured for {language!r}; pick one of GET /models.",
+                code="no_default_model",
+                field="model",
+            )
         return language
     if not isinstance(model_key, str) or model_key not in registry:
         raise Invalid(f"Unknown model; configured: {', '.join(sorted(registry))}.", field="model")
     writes = model_language(model_key)
-    if writes is not None and writes != language:
-        raise Invalid(
+    if writes is not None and writes != language:  # the registry's setting, not a typo: 409
+        raise Conflict(
             f"The model {model_key!r} writes {LANGUAGE_NAMES.get(writes, writes)}; "
             f"pick a model for {LANGUAGE_NAMES.get(language, language)} stories.",
+            code="model_language",
             field="model",
         )
     return model_key

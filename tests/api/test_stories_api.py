@@ -28,8 +28,9 @@ def test_create_story_returns_it(client, factory):
 
 
 def test_a_story_cannot_start_with_a_model_of_another_language(app, client, factory):
-    """Is an English story with the Korean model (or the reverse) a 422 naming the field,
-    while a model of no declared language ("tiny") fits either?"""
+    """Is an English story with the Korean model (or the reverse) a 409 model_language naming
+    the field (the registry's configuration decides it), while a model of no declared
+    language ("tiny") fits either?"""
     ada = factory.user("ada")
     app.config["RELAY_MODELS"] = {**app.config["RELAY_MODELS"], "ko-poems": "x", "en_big": "y"}
     for language, model in (("en", "ko"), ("ko", "en"), ("en", "ko-poems"), ("ko", "en_big")):
@@ -38,9 +39,10 @@ def test_a_story_cannot_start_with_a_model_of_another_language(app, client, fact
             json={**STORY, "language": language, "model": model},
             headers=factory.headers(ada),
         )
-        assert response.status_code == 422, (language, model)
+        assert response.status_code == 409, (language, model)
         error = response.get_json()["error"]
-        assert error["field"] == "model" and "writes" in error["message"]
+        assert error["field"] == "model" and error["code"] == "model_language"
+        assert "writes" in error["message"]
     for language, model in (("ko", "ko"), ("ko", "tiny"), ("en", "en_big")):
         response = client.post(
             "/api/v1/stories",
