@@ -84,6 +84,11 @@ class Config:
             "REDIS_URL",
             "SSE_KEEPALIVE_SECONDS",
             "SSE_MAX_SECONDS",
+            "RELAY_VISIBILITY_TIMEOUT",
+            "RELAY_JOB_STALE_SECONDS",
+            "RELAY_SWEEP_SECONDS",
+            "RELAY_WORKER_START_TIMEOUT",
+            "RELAY_WORKERS_PER_HOST",
         ):
             setattr(self, name, getattr(env, name))
 

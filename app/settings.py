@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0"
     )
     SSE_KEEPALIVE_SECONDS: Positive = 15
+    # Scaled mode (app/runners/celery_queue.py, app/runners/worker.py).
+    RELAY_VISIBILITY_TIMEOUT: Positive = 3600
+    RELAY_JOB_STALE_SECONDS: Positive = 900
+    RELAY_SWEEP_SECONDS: Annotated[float, Field(gt=0)] = 30.0
+    RELAY_WORKER_START_TIMEOUT: Annotated[float, Field(gt=0)] = 600.0
+    RELAY_WORKERS_PER_HOST: Positive = 1
     # A stream ends after this long; the browser's EventSource reconnects at once with
     # Last-Event-ID and misses nothing (a proxy's idle timeout never cuts it mid-word).
     SSE_MAX_SECONDS: Annotated[float, Field(gt=0)] = 600.0

@@ -22,7 +22,6 @@ down, a broker that lost its data) and running jobs whose worker is gone.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from datetime import timedelta
@@ -50,18 +49,13 @@ UNAVAILABLE_MESSAGE = (
 
 
 def scaled_settings(config: Any) -> dict[str, Any]:
-    """The scaled-mode knobs: app config, else the environment, else defaults for a laptop."""
-
-    def setting(name: str, default: float) -> float:
-        value = config.get(name) or os.environ.get(name)
-        return float(value) if value not in (None, "") else default
-
+    """The scaled-mode knobs, from the app's typed settings (app/settings.py)."""
     return {
         "redis_url": config["REDIS_URL"],
-        "visibility_timeout": int(setting("RELAY_VISIBILITY_TIMEOUT", 3600)),
-        "stale_seconds": int(setting("RELAY_JOB_STALE_SECONDS", 900)),
-        "sweep_seconds": setting("RELAY_SWEEP_SECONDS", 30),
-        "start_timeout": setting("RELAY_WORKER_START_TIMEOUT", 600),
+        "visibility_timeout": int(config["RELAY_VISIBILITY_TIMEOUT"]),
+        "stale_seconds": int(config["RELAY_JOB_STALE_SECONDS"]),
+        "sweep_seconds": float(config["RELAY_SWEEP_SECONDS"]),
+        "start_timeout": float(config["RELAY_WORKER_START_TIMEOUT"]),
     }
 
 

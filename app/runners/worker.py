@@ -113,7 +113,7 @@ def _set_torch_threads(registry: Any) -> None:
     threads = int(registry.torch_threads or 0)
     if threads <= 0 and not registry.configured_device.startswith("cuda"):
         # Several CPU workers on one machine: share the cores instead of oversubscribing.
-        concurrency = max(1, int(os.environ.get("RELAY_WORKERS_PER_HOST", "1")))
+        concurrency = int(flask_app.config["RELAY_WORKERS_PER_HOST"])
         threads = max(1, (os.cpu_count() or 1) // concurrency)
     if threads > 0:
         torch.set_num_threads(threads)

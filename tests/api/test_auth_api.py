@@ -60,12 +60,13 @@ def test_wrong_credentials_get_no_token(app, client, factory):
     for body, code in [
         ({"username": "ada", "password": "wrong-password"}, "bad_credentials"),
         ({"username": "nobody", "password": "password123"}, "bad_credentials"),
-        ({"username": "ada", "password": None}, "bad_credentials"),
         ({"username": "sus", "password": "password123"}, "suspended"),
     ]:
         response = client.post("/api/v1/auth/tokens", json=body)
         assert response.status_code == 401
         assert response.get_json()["error"]["code"] == code
+    response = client.post("/api/v1/auth/tokens", json={"username": "ada", "password": None})
+    assert response.status_code == 422 and response.get_json()["error"]["field"] == "password"
     assert counts(app) == before
 
 
