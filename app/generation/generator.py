@@ -20,6 +20,7 @@ from transformers.generation.streamers import BaseStreamer
 from app.generation.decoding import IncrementalDecoder, StopReason
 from app.generation.registry import LoadedModel, ModelRegistry
 from app.generation.sampling import SamplingParams
+from app.generation.story_cache import HFStoryCache, StoryCache
 
 DeltaCallback = Callable[[str], None]
 StopCheck = Callable[[], bool]
@@ -98,15 +99,21 @@ class Generator:
         stopping = StoppingCriteriaList([_StopFlag(should_stop)]) if should_stop else None
         eos = loaded.tokenizer.eos_token_id
         pad = loaded.tokenizer.pad_token_id
-        output = loaded.model.generate(
-            input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            streamer=streamer,
-            stopping_criteria=stopping,
-            pad_token_id=pad if pad is not None else eos,
-            bad_words_ids=bad_words_ids(loaded.tokenizer, params.bad_words),
-            **params.generate_kwargs(),
-        )  # (1, T + new)
+        settings = StoryCache.for_model(loaded.source)  # the model folder's switch
+        cache = HFStoryCache(loaded.model, settings) if settings is not None else None
+        try:
+            output = loaded.model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                streamer=streamer,
+                stopping_criteria=stopping,
+                pad_token_id=pad if pad is not None else eos,
+                bad_words_ids=bad_words_ids(loaded.tokenizer, params.bad_words),
+                **params.generate_kwargs(),
+            )  # (1, T + new)
+        finally:
+            if cache is not None:
+                cache.close()
         new_ids = output[0, input_ids.shape[1] :].tolist()
         if new_ids and eos is not None and new_ids[-1] == eos:
             reason = StopReason.EOS

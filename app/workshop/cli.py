@@ -138,6 +138,26 @@ def sample_command(model_dir: str, prompt: str, seed: int, **overrides) -> None:
     click.echo(prompt + generate_text(model, tokenizer, prompt, settings, seed=seed))
 
 
+@model_cli.command("fit-cache", with_appcontext=False)
+@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path))
+@CORPUS
+@CLEAN
+@click.option("--windows", default=80, show_default=True, help="Windows per half, at most.")
+@friendly_errors
+def fit_cache_command(model_dir: Path, corpus: Path, clean: bool, windows: int) -> None:
+    """Fit the story cache's theta and lambda on the corpus's tuning split and switch it on in
+    the model folder's generation_config.json where it helps held-out bits/char."""
+    from app.workshop.data import load_corpus
+    from app.workshop.evaluate import load_model
+    from app.workshop.model import model_context
+    from app.workshop.story_cache_fit import fit, write_switch
+
+    model, tokenizer = load_model(model_dir)
+    split = load_corpus(corpus, clean=clean)
+    result = fit(model, tokenizer, split.val_texts, model_context(model, 256), windows)
+    echo_json(write_switch(model_dir, result, corpus.name))
+
+
 def command_line(ctx: click.Context) -> str:
     """The command as typed (options given on the command line only), for model cards."""
     import shlex

@@ -34,6 +34,7 @@ from app.generation.generator import (
 )
 from app.generation.registry import LoadedModel, ModelRegistry
 from app.generation.sampling import SamplingParams
+from app.generation.story_cache import StoryCache
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,12 @@ def engine_for(
         if key not in _ENGINES:
             try:
                 _ENGINES[key] = Engine(
-                    loaded.model, loaded.tokenizer, precision, max_batch, kv_cache=kv_cache
+                    loaded.model,
+                    loaded.tokenizer,
+                    precision,
+                    max_batch,
+                    kv_cache=kv_cache,
+                    story_cache=StoryCache.for_model(loaded.source),  # the folder's switch
                 )
                 log.info("batched engine for %s (%s, %s)", loaded.key, precision, loaded.device)
             except UnsupportedModel as exc:

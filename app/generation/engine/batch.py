@@ -33,6 +33,7 @@ from app.generation.engine.prefix import PrefixCache
 from app.generation.engine.quant import convert
 from app.generation.engine.sampler import BatchContext, RowSettings, sample
 from app.generation.sampling import SamplingParams
+from app.generation.story_cache import StoryCache, mix_rows
 
 log = logging.getLogger(__name__)
 _IDS = itertools.count(1)
@@ -113,8 +114,10 @@ class Engine:
         start: bool = True,
         prefix_entries: int = 8,
         kv_cache: str = "auto",
+        story_cache: StoryCache | None = None,
     ) -> None:
         self.tokenizer = tokenizer
+        self.story_cache = story_cache  # mixes every row's next-token distribution
         self.precision = precision
         self.kv_cache = kv_cache
         self.max_batch = max_batch
@@ -145,6 +148,10 @@ class Engine:
             self.history = torch.zeros(
                 (self.max_batch, self.n_positions), dtype=torch.long, device=self.net.device
             )
+            self.hidden = None  # (S, T_max, C) unit final hidden states: the story cache's keys
+            if self.story_cache is not None:
+                shape = (self.max_batch, self.n_positions, self.net.n_embd)
+                self.hidden = torch.zeros(shape, device=self.net.device)
 
     def _start_thread(self, hf_model: Any) -> None:
         """Build and run on one thread of its own. All of the engine's torch work then runs
@@ -244,6 +251,8 @@ class Engine:
         if not parts:
             return 0
         logits = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, V)
+        if self.story_cache is not None:
+            logits = self._mix_story_cache(logits)
         ctx = BatchContext(self.history, self._lengths(), self._memo)
         tokens = sample(logits, [s.rows for s in self.active], ctx).tolist()  # (B,)
         self._append(tokens)
@@ -280,14 +289,18 @@ class Engine:
         slot = len(self.active)
         ids = torch.tensor(list(req.prompt_ids), dtype=torch.long, device=self.net.device)  # (T,)
         n = ids.shape[0]
-        reuse, kv = self.prefix.match(ids)
+        reuse, saved = self.prefix.match(ids)
         reuse = min(reuse, n - 1)  # the last prompt token is always run: its logits are needed
-        if kv is not None and reuse > 0:
+        if saved is not None and reuse > 0:
+            kv, hidden = saved if self.hidden is not None else (saved, None)
             self.cache.load(slot, kv, reuse)
+            if hidden is not None:
+                self.hidden[slot, :reuse] = hidden[:reuse]
             self.prefix.reused_tokens += reuse
         else:
             reuse = 0
-        logits = self.net.prefill(ids[reuse:], self.cache, slot, start=reuse)  # (V,)
+        keys = self.hidden[slot] if self.hidden is not None else None
+        logits = self.net.prefill(ids[reuse:], self.cache, slot, start=reuse, hidden=keys)
         self.history[slot, :n] = ids
         decoder = IncrementalDecoder(self.tokenizer, req.stop_strings)
         seq = _Sequence(handle, _row_settings(req), self._budget(req, n), n, pos=n, decoder=decoder)
@@ -298,10 +311,14 @@ class Engine:
         dev = self.net.device
         tokens = torch.tensor([s.generated[-1] for s in self.active], device=dev)  # (B,)
         positions = torch.tensor([s.pos for s in self.active], device=dev)  # (B,)
-        logits = self.net.decode(tokens, positions, self.cache)  # (B, V)
+        logits = self.net.decode(tokens, positions, self.cache, self.hidden)  # (B, V)
         for seq in self.active:
             seq.pos += 1
         return logits
+
+    def _mix_story_cache(self, logits: torch.Tensor) -> torch.Tensor:
+        """Every row mixed with its story cache (app/generation/story_cache.py)."""
+        return mix_rows(logits, self.hidden, self.history, self._lengths(), self.story_cache)
 
     def _lengths(self) -> torch.Tensor:
         lengths = [s.prompt_len + len(s.generated) for s in self.active]
@@ -337,11 +354,16 @@ class Engine:
         for seq in sorted(finished, key=lambda s: self.active.index(s), reverse=True):
             slot, last = self.active.index(seq), len(self.active) - 1
             if seq.finish != StopReason.CANCELLED and self.prefix.entries > 0:
-                self.prefix.put(self.history[slot, : seq.pos], self.cache.save(slot, seq.pos))
+                saved = self.cache.save(slot, seq.pos)
+                if self.hidden is not None:
+                    saved = (saved, self.hidden[slot, : seq.pos].clone())
+                self.prefix.put(self.history[slot, : seq.pos], saved)
             if slot != last:
                 moved = self.active[last]
                 self.cache.move(last, slot, moved.pos)
                 self.history[slot] = self.history[last]
+                if self.hidden is not None:
+                    self.hidden[slot, : moved.pos] = self.hidden[last, : moved.pos]
                 self.active[slot] = moved
             self.active.pop()
             self._finish(seq)

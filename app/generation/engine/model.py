@@ -94,8 +94,18 @@ class GPT2Engine(nn.Module):
         )
 
     @torch.inference_mode()
-    def prefill(self, ids: torch.Tensor, cache: KVCache, slot: int, start: int = 0) -> torch.Tensor:
-        """Prompt ids (T,) into `slot` after `start` cached positions; last logits (V,) in fp32."""
+    def prefill(
+        self,
+        ids: torch.Tensor,
+        cache: KVCache,
+        slot: int,
+        start: int = 0,
+        hidden: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Prompt ids (T,) into `slot` after `start` cached positions; last logits (V,) in fp32.
+
+        With `hidden` (T_max, C), the unit final hidden states of the new positions are
+        written into it (the story cache's keys)."""
         T = ids.shape[0]
         x = (self.wte[ids] + self.wpe[start : start + T]).unsqueeze(0)  # (1, T, C)
         mask = None
@@ -113,12 +123,22 @@ class GPT2Engine(nn.Module):
             else:  # a fresh prompt attends in the weights' dtype (bf16 was slower here)
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (1, H, T, D)
             x = self._finish_block(block, x, y.to(x.dtype))
+        if hidden is not None:
+            hidden[start : start + T] = F.normalize(self.ln_f(x[0]).float(), dim=-1)
         last = self.ln_f(x[:, -1])  # (1, C)
         return self.lm_head(last)[0].float()  # (V,)
 
     @torch.inference_mode()
-    def decode(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """One step for slots 0..B-1: token (B,) at position (B,) each; logits (B, V) in fp32."""
+    def decode(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        hidden: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One step for slots 0..B-1: token (B,) at position (B,) each; logits (B, V) in fp32.
+        With `hidden` (S, T_max, C), each row's unit final hidden state is written at its
+        position."""
         B = tokens.shape[0]
         t_max = int(positions.max()) + 1
         rows = torch.arange(B, device=tokens.device)
@@ -146,7 +166,10 @@ class GPT2Engine(nn.Module):
             q = qkv[:, 0].unsqueeze(2)  # (B, H, 1, D)
             y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, H, 1, D)
             x = self._finish_block(block, x, y.to(x.dtype))
-        return self.lm_head(self.ln_f(x[:, 0])).float()  # (B, V)
+        last = self.ln_f(x[:, 0])  # (B, C)
+        if hidden is not None:
+            hidden[rows, positions] = F.normalize(last.float(), dim=-1)
+        return self.lm_head(last).float()  # (B, V)
 
     def _qkv(self, block: Block, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         B, T, C = x.shape
