@@ -94,6 +94,8 @@ models: venv
 	$(MODEL_EVAL) --model $(MODELS_OUT)/default-en --corpus $(CORPORA)/en & en=$$!; \
 	$(MODEL_EVAL) --model $(MODELS_OUT)/default-ko --corpus $(CORPORA)/ko & ko=$$!; \
 	wait $$en && wait $$ko
+	$(BIN)/flask model fit-cache --model $(MODELS_OUT)/default-en --corpus $(CORPORA)/en
+	$(BIN)/flask model fit-cache --model $(MODELS_OUT)/default-ko --corpus $(CORPORA)/ko
 
 ## Workshop example (docs/workshop.md): a character-level GPT on tiny Shakespeare, last 10%
 ## as validation, 58 minutes on both cores; writes SHAKESPEARE_OUT and prints its bits/char.

@@ -67,6 +67,9 @@ def repeated_4grams(text: str) -> float:
 
 def bits_per_char(model_dir: str, lang: str) -> float:
     """The model's bits/char on the cleaned validation split (non-overlapping windows)."""
+    import torch
+
+    from app.generation.story_cache import StoryCache, sequence_log_probs
     from app.workshop.data import encode_texts, eval_windows, join_with_separator, load_corpus
     from app.workshop.evaluate import load_model
     from app.workshop.model import model_context
@@ -77,8 +80,20 @@ def bits_per_char(model_dir: str, lang: str) -> float:
     sep = tokenizer.eos_token_id
     stream = join_with_separator(encode_texts(tokenizer, split.val_texts), sep)
     windows = eval_windows(stream, model_context(model, 256), sep)
-    score = causal_lm_nll(model, windows, pad_id=sep)
-    return Score(score.nll, score.tokens, split.val_chars).bits_per_char
+    cache = StoryCache.for_model(model_dir)
+    if cache is None:
+        score = causal_lm_nll(model, windows, pad_id=sep)
+        return Score(score.nll, score.tokens, split.val_chars).bits_per_char
+    nll = 0.0  # with the model folder's story cache, window by window
+    for inputs, labels in windows:
+        with torch.no_grad():
+            out = model(torch.tensor([inputs], device=model.device), output_hidden_states=True)
+        targets = torch.tensor(labels, device=model.device)
+        lp = sequence_log_probs(
+            out.logits[0], out.hidden_states[-1][0], targets, cache.theta, cache.lam
+        )
+        nll -= float(lp[targets >= 0].sum())
+    return Score(nll, 0, split.val_chars).bits_per_char
 
 
 def start_app(model_dir: str, lang: str, workdir: Path) -> tuple[subprocess.Popen, int]:

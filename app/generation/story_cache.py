@@ -162,20 +162,22 @@ class HFStoryCache:
 
 
 def sequence_log_probs(
-    logits: torch.Tensor, hidden: torch.Tensor, ids: torch.Tensor, theta: float, lam: float
+    logits: torch.Tensor, hidden: torch.Tensor, targets: torch.Tensor, theta: float, lam: float
 ) -> torch.Tensor:
-    """Log p(x_{t+1}) under the mixture for every position of one sequence (fitting and
-    evaluation): logits (T, V), hidden (T, C), ids (T,); returns (T - 1,)."""
-    h = unit(hidden)
-    T = ids.shape[0]
-    targets = ids[1:]  # (T-1,)
-    model_lp = torch.log_softmax(logits[:-1].float(), dim=-1).gather(1, targets[:, None])[:, 0]
+    """Log p(targets[t]) under the mixture at every position of one sequence (fitting and
+    evaluation): logits (T, V) and hidden (T, C) of the inputs, targets (T,) the next ids
+    (a negative id is never predicted nor cached). Position t's cache holds the pairs
+    (h_i, targets[i]) for i < t."""
+    T = targets.shape[0]
+    safe = targets.clamp_min(0)
+    model_lp = torch.log_softmax(logits.float(), dim=-1).gather(1, safe[:, None])[:, 0]
     if lam <= 0:
         return model_lp
-    scores = (h[:-1] @ h[:-1].T) * theta  # (T-1, T-1): query t, key i (pair (h_i, x_{i+1}))
-    earlier = torch.ones(T - 1, T - 1, dtype=torch.bool, device=ids.device).tril(-1)
-    attention = torch.softmax(scores.masked_fill(~earlier, float("-inf")), dim=-1).nan_to_num(0)
-    same = targets[None, :] == targets[:, None]  # key i's next token is query t's target
+    h = unit(hidden)
+    earlier = torch.ones(T, T, dtype=torch.bool, device=targets.device).tril(-1)
+    scores = (h @ h.T * theta).masked_fill(~earlier, float("-inf"))  # query t, key i
+    attention = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+    same = (targets[None, :] == targets[:, None]) & (targets[None, :] >= 0)
     p_cache = (attention * same).sum(dim=1)
     weight = torch.where(earlier.any(dim=1), lam, 0.0)
     return torch.log(((1 - weight) * model_lp.exp() + weight * p_cache).clamp_min(1e-30))

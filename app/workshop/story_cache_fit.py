@@ -47,21 +47,22 @@ def windows(model: Any, tokenizer: Any, texts: list[str], context: int, limit: i
     for text in texts:
         ids = tokenizer.encode(text, add_special_tokens=False)
         for start in range(0, max(len(ids) - 1, 0), context):
-            chunk = ids[start : start + context]
+            chunk = ids[start : start + context + 1]  # inputs and the next ids
             if len(chunk) < 16 or len(out) >= limit:
                 continue
-            tensor = torch.tensor([chunk], device=model.device)
+            tensor = torch.tensor([chunk[:-1]], device=model.device)
             with torch.no_grad():
                 result = model(tensor, output_hidden_states=True)
+            targets = torch.tensor(chunk[1:], device=model.device)
             chars = len(tokenizer.decode(chunk[1:]))
-            out.append((result.logits[0], result.hidden_states[-1][0], tensor[0], chars))
+            out.append((result.logits[0], result.hidden_states[-1][0], targets, chars))
     return out
 
 
 def bits_per_char(chunks: list, theta: float, lam: float) -> float:
     from app.generation.story_cache import sequence_log_probs
 
-    nll = sum(-float(sequence_log_probs(lg, h, ids, theta, lam).sum()) for lg, h, ids, _ in chunks)
+    nll = sum(-float(sequence_log_probs(lg, h, y, theta, lam).sum()) for lg, h, y, _ in chunks)
     chars = sum(c for *_, c in chunks)
     return nll / math.log(2) / max(chars, 1)
 

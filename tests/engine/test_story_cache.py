@@ -38,10 +38,10 @@ def test_sequence_scoring_matches_the_step_mixture():
     torch.manual_seed(0)
     T, C, V = 7, 4, 11
     logits, hidden = torch.randn(T, V), torch.randn(T, C)
-    ids = torch.tensor([1, 4, 2, 4, 2, 9, 4])
-    scored = sequence_log_probs(logits, hidden, ids, theta=3.0, lam=0.3)
+    ids = torch.tensor([1, 4, 2, 4, 2, 9, 4, 2])  # inputs ids[:-1], targets ids[1:]
+    scored = sequence_log_probs(logits, hidden, ids[1:], theta=3.0, lam=0.3)
     h = torch.nn.functional.normalize(hidden, dim=-1)
-    for t in range(1, T - 1):
+    for t in range(1, T):
         step = mix(
             logits[t : t + 1], h[t : t + 1], h[None, :t], ids[None, 1 : t + 1],
             torch.ones(1, t, dtype=torch.bool), torch.tensor([3.0]), torch.tensor([0.3]),
