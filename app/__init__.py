@@ -44,8 +44,10 @@ def create_app(config: Any = None) -> Flask:
     _register_blueprints(app)
     _register_cli(app)
 
+    from app.live.limits import init_stream_limits
     from app.runners.setup import init_generation
 
+    init_stream_limits(app)
     init_generation(app)
     return app
 

@@ -134,6 +134,14 @@ class Settings(BaseSettings):
     # A stream ends after this long; the browser's EventSource reconnects at once with
     # Last-Event-ID and misses nothing (a proxy's idle timeout never cuts it mid-word).
     SSE_MAX_SECONDS: Annotated[float, Field(gt=0)] = 600.0
+    # Stream caps (app/live/limits.py): per process (0 = WEB_THREADS - SSE_RESERVED_THREADS),
+    # per client address and per user; TRUSTED_PROXIES in front of the app set the address.
+    WEB_THREADS: Positive = 32
+    SSE_MAX_STREAMS: Count = 0
+    SSE_RESERVED_THREADS: Positive = 8
+    SSE_MAX_PER_ADDRESS: Positive = 8
+    SSE_MAX_PER_USER: Positive = 8
+    TRUSTED_PROXIES: Count = 0
 
 
 def load_settings() -> Settings:

@@ -146,7 +146,10 @@ class StoryEvents(Resource):
     )
     @ns.produces(["text/event-stream", "application/json"])
     @ns.response(200, "Server-Sent Events: turn_created, generation_delta, generation_done, ...")
-    @ns.response(503, "Live events unavailable", schemas.Error)
+    @ns.response(429, "Too many streams from this address or user; see Retry-After", schemas.Error)
+    @ns.response(
+        503, "Too many streams on this server (streams_full); see Retry-After", schemas.Error
+    )
     def get(self, story_id: int) -> Response:
         """Live events of a story as Server-Sent Events."""
         reads.get_story(story_id)

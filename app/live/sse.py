@@ -18,9 +18,11 @@ from typing import Any
 
 from flask import Response, current_app
 
+from app.accounts.auth import current_user_or_none
 from app.extensions import db
 from app.inputs import decimal
 from app.live.events import Event, get_event_bus
+from app.live.limits import take_stream_slot
 from app.stories.reads import get_story, pending_job, visible_turns
 from app.stories.serialize import job_dict, turn_dict
 
@@ -31,12 +33,18 @@ _POLL_SECONDS = 1.0  # how often an idle stream checks for shutdown
 def event_stream(story_id: int, last_event_id: str | None = None) -> Response:
     """A text/event-stream response for the story; NotFound (404) if it does not exist."""
     story = get_story(story_id)
-    subscription = get_event_bus().subscribe(story_id)  # before reading: no gap
+    release = take_stream_slot(current_user_or_none())  # 429/503 beyond a cap, never a hang
+    try:
+        subscription = get_event_bus().subscribe(story_id)  # before reading: no gap
+    except Exception:
+        release()
+        raise
     try:
         first = _opening_events(story, last_event_id)
         position = story.last_position
     except Exception:
         subscription.close()
+        release()
         raise
     db.session.remove()  # no session or transaction stays open while streaming
     frames = _frames(
@@ -47,11 +55,13 @@ def event_stream(story_id: int, last_event_id: str | None = None) -> Response:
         closing=current_app.extensions.get("relay.closing") or threading.Event(),
         lifetime=float(current_app.config.get("SSE_MAX_SECONDS", 600)),
     )
-    return Response(
+    response = Response(
         frames,
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    response.call_on_close(release)  # the client went away, the stream ended or shutdown
+    return response
 
 
 def _opening_events(story: Any, last_event_id: str | None) -> list[Event]:
