@@ -11,7 +11,8 @@ the others. The modules:
 - sampler.py batched logits processing and sampling (top-k before the nucleus
              sort, repetition penalty, no-repeat n-grams, all vectorised)
 - quant.py   fp32 / bf16 / int8 (dynamic quantisation of the linear layers)
-- batch.py   Request, RequestHandle and the Engine with its step loop
+- requests.py Request, RequestHandle and EngineResult (what a caller holds)
+- batch.py   the Engine with its step loop
 - adapter.py the runner-facing `EngineGenerator` (same interface as
              app.generation.generator.Generator) and the per-process engine registry
 

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.generation.decoding import StopReason
-from app.generation.engine.batch import Engine, EngineResult, Request
+from app.generation.engine.batch import Engine
 from app.generation.engine.model import UnsupportedModel
 from app.generation.engine.quant import KV_CACHES, PRECISIONS
+from app.generation.engine.requests import EngineResult, Request
 from app.generation.generator import (
     DeltaCallback,
     Generation,
