@@ -22,11 +22,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
 
 
-def json_body(allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """The request's JSON object; 400 for a wrong content type, bad JSON or a non-object.
-
-    With `allowed`, an unknown key is a 422 naming it (a typo never passes silently).
-    """
+def json_body() -> dict[str, Any]:
+    """The request's JSON object; 400 for a wrong content type, bad JSON or a non-object
+    (app.api.contract.body then checks it against its schema)."""
     request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, whatever the content type
     if not request.is_json:
         raise BadRequest("Send a JSON object with Content-Type: application/json.", code="not_json")
@@ -42,10 +40,6 @@ def json_body(allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
     if found is not None:
         field, problem = found
         raise Invalid(f"{field} contains {problem}; send plain Unicode text.", field=field)
-    if allowed is not None:
-        for key in data:
-            if key not in allowed:
-                raise Invalid(f"Unknown field {key!r}; allowed: {', '.join(allowed)}.", field=key)
     return data
 
 

@@ -115,12 +115,20 @@ def body(schema: RequestSchema) -> dict[str, Any]:
         data: dict[str, Any] = {}
     else:
         data = json_body()
-    spec = schema._schema
-    validator = jsonschema_rs.Draft4Validator(spec, validate_formats=True)
+    spec, validator = _validator(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: len(e.instance_path))
     if errors:
         raise _invalid(errors[0], spec, data)
     return data
+
+
+def _validator(schema: RequestSchema) -> tuple[dict[str, Any], Any]:
+    """The schema for this app's settings and its compiled validator, built once per app."""
+    cache = current_app.extensions.setdefault("relay.request_schemas", {})
+    if schema.name not in cache:
+        spec = schema._schema
+        cache[schema.name] = spec, jsonschema_rs.Draft4Validator(spec, validate_formats=True)
+    return cache[schema.name]
 
 
 def _invalid(error: Any, spec: dict[str, Any], data: dict[str, Any]) -> Invalid:

@@ -20,7 +20,7 @@ from transformers.generation.streamers import BaseStreamer
 from app.generation.decoding import IncrementalDecoder, StopReason
 from app.generation.registry import LoadedModel, ModelRegistry
 from app.generation.sampling import SamplingParams
-from app.generation.story_cache import HFStoryCache, StoryCache
+from app.generation.story_cache import HFStoryCache, settings_for
 
 DeltaCallback = Callable[[str], None]
 StopCheck = Callable[[], bool]
@@ -99,7 +99,7 @@ class Generator:
         stopping = StoppingCriteriaList([_StopFlag(should_stop)]) if should_stop else None
         eos = loaded.tokenizer.eos_token_id
         pad = loaded.tokenizer.pad_token_id
-        settings = StoryCache.for_model(loaded.source)  # the model folder's switch
+        settings = settings_for(loaded.source)  # the model folder's switch
         cache = HFStoryCache(loaded.model, settings) if settings is not None else None
         try:
             output = loaded.model.generate(

@@ -14,13 +14,14 @@ her name back when the state looks like the one before her name did.
 θ and λ are fitted per model on a tuning split (`flask model fit-cache`,
 app/workshop/story_cache_fit.py) and written into the model folder's
 generation_config.json as `relay_story_cache`: {"enabled", "theta", "lambda"}.
-Both generators read it from there (`StoryCache.for_model`): the batching
+Both generators read it from there (`settings_for`, once per model): the batching
 engine mixes per row (app/generation/engine/batch.py), the Hugging Face path
 through a logits processor (app/generation/generator.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,12 @@ class StoryCache:
         except (OSError, ValueError):
             return None
         return cls.from_dict(data.get(CONFIG_KEY))
+
+
+@functools.lru_cache(maxsize=64)
+def settings_for(source: str) -> StoryCache | None:
+    """StoryCache.for_model, read once per model source (generation reads it per job)."""
+    return StoryCache.for_model(source)
 
 
 def unit(hidden: torch.Tensor) -> torch.Tensor:

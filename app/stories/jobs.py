@@ -17,7 +17,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.accounts.models import utcnow
-from app.errors import Conflict
+from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.live.events import publish
 from app.stories.append import add_turn
@@ -188,7 +188,7 @@ def retry_job(job_id: int) -> GenerationJob:
     and nothing else is pending; a running one is requeued. Conflict otherwise."""
     job = _locked(job_id)
     if job is None:
-        raise Conflict(f"No job {job_id}.", code="not_found")
+        raise NotFound(f"No job {job_id}.")
     story = db.session.get(Story, job.story_id)
     if job.status == JobStatus.RUNNING:
         _move(job, JobStatus.QUEUED)

@@ -37,7 +37,7 @@ def seed(app: Any) -> Seeded:
     from app.extensions import db
     from app.moderation import reports
     from app.stories import relay
-    from app.stories.models import GenerationJob, JobStatus
+    from app.stories.models import PENDING_STATES, GenerationJob
 
     with app.app_context():
         writer, other = (
@@ -55,9 +55,7 @@ def seed(app: Any) -> Seeded:
             turn, job = relay.append_human_turn(story.id, author, "A paragraph.", position * 2)
             for _ in range(600):  # the runner thread answers it with the tiny model
                 db.session.rollback()
-                if db.session.get(GenerationJob, job.id).status != JobStatus.QUEUED and (
-                    db.session.get(GenerationJob, job.id).status != JobStatus.RUNNING
-                ):
+                if db.session.get(GenerationJob, job.id).status not in PENDING_STATES:
                     break
                 time.sleep(0.1)
         reports.report_turn(turn.id, db.session.get(User, admin.id), "Checking reports.")

@@ -35,7 +35,7 @@ from app.generation.generator import (
 )
 from app.generation.registry import LoadedModel, ModelRegistry
 from app.generation.sampling import SamplingParams
-from app.generation.story_cache import StoryCache
+from app.generation.story_cache import settings_for
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def engine_for(
                     precision,
                     max_batch,
                     kv_cache=kv_cache,
-                    story_cache=StoryCache.for_model(loaded.source),  # the folder's switch
+                    story_cache=settings_for(loaded.source),  # the folder's switch
                 )
                 log.info("batched engine for %s (%s, %s)", loaded.key, precision, loaded.device)
             except UnsupportedModel as exc:
