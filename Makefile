@@ -19,7 +19,7 @@ migrate: venv
 
 ## Serve at http://127.0.0.1:5000 with SQLite, in-process generation and the shipped models.
 run: migrate
-	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:server
 
 ## Scaled mode on this machine: gunicorn (WEB_CONCURRENCY workers, default 4), one Celery
 ## generation worker (8 jobs in one engine batch) and beat, against the local PostgreSQL and Redis; Ctrl-C stops them all.
@@ -35,7 +35,7 @@ run-scaled: venv
 	$(CELERY) worker -n gen1@%h --pool threads --concurrency 8 --loglevel INFO & \
 	$(CELERY) beat --loglevel INFO --schedule instance/celerybeat-schedule & \
 	WEB_CONCURRENCY=$${WEB_CONCURRENCY:-4} $(BIN)/gunicorn -c gunicorn.conf.py --no-control-socket \
-		wsgi:app & \
+		wsgi:server & \
 	wait
 
 ## Flask's debug server (auto-reload), same defaults.

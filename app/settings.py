@@ -134,11 +134,19 @@ class Settings(BaseSettings):
     # A stream ends after this long; the browser's EventSource reconnects at once with
     # Last-Event-ID and misses nothing (a proxy's idle timeout never cuts it mid-word).
     SSE_MAX_SECONDS: Annotated[float, Field(gt=0)] = 600.0
-    # Stream caps (app/live/limits.py): per process (0 = WEB_THREADS - SSE_RESERVED_THREADS),
-    # per client address and per user; TRUSTED_PROXIES in front of the app set the address.
+    # Stream caps (app/live/limits.py): per process (0 = auto: under the event-driven
+    # server, the open-file limit less SSE_RESERVED_FILES, at most 10,000; under a plain
+    # threaded server such as `make dev`, WEB_THREADS - SSE_RESERVED_THREADS), per client
+    # address and per user; TRUSTED_PROXIES in front of the app set the address.
     WEB_THREADS: Positive = 32
     SSE_MAX_STREAMS: Count = 0
     SSE_RESERVED_THREADS: Positive = 8
+    SSE_RESERVED_FILES: Positive = 256
+    # The event-driven streams (app/live/hub.py): the model's text reaches each reader at
+    # most once per SSE_COALESCE_MS (0: every delta), and a reader that falls
+    # SSE_READER_BACKLOG frames behind is closed (it reconnects and replays).
+    SSE_COALESCE_MS: Count = 50
+    SSE_READER_BACKLOG: Positive = 512
     SSE_MAX_PER_ADDRESS: Positive = 8
     SSE_MAX_PER_USER: Positive = 8
     TRUSTED_PROXIES: Count = 0

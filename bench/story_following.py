@@ -115,7 +115,7 @@ def start_app(model_dir: str, lang: str, workdir: Path) -> tuple[subprocess.Pope
     )
     log = open(workdir / "web.log", "ab")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:app"],
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:server"],
         cwd=ROOT,
         env=env,
         stdout=log,

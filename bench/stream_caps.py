@@ -47,7 +47,7 @@ def start(workdir: Path, **extra: str) -> tuple[subprocess.Popen, int]:
                    capture_output=True)  # fmt: skip
     log = open(workdir / "web.log", "ab")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:app"],
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:server"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     wait_for(lambda: _health(port) is not None, 120, "gunicorn")

@@ -6,6 +6,8 @@ import http.client
 import json
 from typing import Any
 
+from werkzeug.datastructures import Headers
+
 
 def http_json(
     port: int,
@@ -14,8 +16,9 @@ def http_json(
     body: Any = None,
     token: str | None = None,
     timeout: float = 30,
-) -> tuple[int, Any, dict[str, str]]:
-    """One request: (status, decoded JSON body or None, headers)."""
+) -> tuple[int, Any, Headers]:
+    """One request: (status, decoded JSON body or None, headers: case-insensitive, as
+    HTTP has them; the event-driven server sends them in lower case)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     headers = {"Accept": "application/json"}
     if token:
@@ -34,4 +37,4 @@ def http_json(
         decoded = json.loads(data) if data else None
     except ValueError:
         decoded = data.decode(errors="replace")
-    return response.status, decoded, dict(response.getheaders())
+    return response.status, decoded, Headers(response.getheaders())

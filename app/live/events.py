@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from flask import current_app
@@ -55,16 +55,30 @@ class _QueueSubscription:
 
 
 class InMemoryEventBus:
-    """Thread-safe fan-out to subscribers in this process."""
+    """Thread-safe fan-out to subscribers in this process, and to listeners (the
+    event-driven server's hub), which are called in the publishing thread."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subs: dict[int, list[_QueueSubscription]] = {}
+        self._listeners: list[Callable[[int, Event], None]] = []
+
+    def add_listener(self, listener: Callable[[int, Event], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[int, Event], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     def publish(self, story_id: int, event: Event) -> None:
         event = {"story_id": story_id, **event}
         with self._lock:
             subs = list(self._subs.get(story_id, ()))
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(story_id, event)
         for sub in subs:
             with contextlib.suppress(queue.Full):  # a stuck reader must not block the writer
                 sub.queue.put_nowait(event)

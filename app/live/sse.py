@@ -16,12 +16,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response, current_app, request
 
 from app.accounts.auth import current_user_or_none
 from app.extensions import db
 from app.inputs import decimal
 from app.live.events import Event, get_event_bus
+from app.live.hub import HANDOFF_HEADER, HANDOFF_SCOPE, StreamHub, event_position
 from app.live.limits import take_stream_slot
 from app.stories.reads import get_story, pending_job, visible_turns
 from app.stories.serialize import job_dict, turn_dict
@@ -31,11 +32,15 @@ _POLL_SECONDS = 1.0  # how often an idle stream checks for shutdown
 
 
 def event_stream(story_id: int, last_event_id: str | None = None) -> Response:
-    """A text/event-stream response for the story; NotFound (404) if it does not exist."""
+    """A text/event-stream response for the story; NotFound (404) if it does not exist.
+    Under the event-driven server the open stream is handed to its hub (no thread held);
+    elsewhere (`make dev`, the test client) a generator streams it from this thread."""
     story = get_story(story_id)
     release = take_stream_slot(current_user_or_none())  # 429/503 beyond a cap, never a hang
+    hub = _hub()
     try:
-        subscription = get_event_bus().subscribe(story_id)  # before reading: no gap
+        # subscribe before reading the story: no event falls in a gap
+        subscription = hub.open(story_id, release) if hub else get_event_bus().subscribe(story_id)
     except Exception:
         release()
         raise
@@ -43,10 +48,18 @@ def event_stream(story_id: int, last_event_id: str | None = None) -> Response:
         first = _opening_events(story, last_event_id)
         position = story.last_position
     except Exception:
-        subscription.close()
-        release()
+        if hub:
+            hub.discard(subscription)
+        else:
+            subscription.close()
+            release()
         raise
     db.session.remove()  # no session or transaction stays open while streaming
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if hub:
+        opening = "".join(_opening_frames(first, position)).encode()
+        headers[HANDOFF_HEADER] = hub.hand_off(subscription, opening, position)
+        return Response(b"", mimetype="text/event-stream", headers=headers)
     frames = _frames(
         subscription,
         first,
@@ -55,13 +68,15 @@ def event_stream(story_id: int, last_event_id: str | None = None) -> Response:
         closing=current_app.extensions.get("relay.closing") or threading.Event(),
         lifetime=float(current_app.config.get("SSE_MAX_SECONDS", 600)),
     )
-    response = Response(
-        frames,
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    response = Response(frames, mimetype="text/event-stream", headers=headers)
     response.call_on_close(release)  # the client went away, the stream ended or shutdown
     return response
+
+
+def _hub() -> StreamHub | None:
+    """The event-driven server's hub, if this request came through it."""
+    scope = request.environ.get("asgi.scope") or {}
+    return current_app.extensions.get("relay.stream_hub") if scope.get(HANDOFF_SCOPE) else None
 
 
 def _opening_events(story: Any, last_event_id: str | None) -> list[Event]:
@@ -93,15 +108,13 @@ def _frames(
     """Yield SSE frames until the client goes away (GeneratorExit), the app shuts down or
     the stream has lived `lifetime` seconds (the client reconnects with Last-Event-ID)."""
     try:
-        yield f"retry: {RETRY_MS}\n\n"
-        for event in first:
-            yield format_frame(event, position)
+        yield from _opening_frames(first, position)
         last_write = time.monotonic()
         ends = last_write + lifetime
         while not closing.is_set() and time.monotonic() < ends:
             event = subscription.get(timeout=min(_POLL_SECONDS, keepalive))
             if event is not None:
-                position = max(position, _event_position(event))
+                position = max(position, event_position(event))
                 yield format_frame(event, position)
                 last_write = time.monotonic()
             elif time.monotonic() - last_write >= keepalive:
@@ -111,16 +124,15 @@ def _frames(
         subscription.close()
 
 
+def _opening_frames(first: list[Event], position: int) -> Iterator[str]:
+    yield f"retry: {RETRY_MS}\n\n"
+    for event in first:
+        yield format_frame(event, position)
+
+
 def format_frame(event: Event, position: int) -> str:
     data = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
     return f"id: {position}\ndata: {data}\n\n"
-
-
-def _event_position(event: Event) -> int:
-    turn = event.get("turn")
-    if isinstance(turn, dict) and isinstance(turn.get("position"), int):
-        return turn["position"]
-    return 0
 
 
 def _parse_position(value: str | None) -> int | None:

@@ -148,7 +148,7 @@ class Stack:
     def start_web(self, port: int, workers: int = 1, wait: bool = True) -> Proc:
         proc = self._spawn(
             f"web-{port}",
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:app"],
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:server"],
             BIND=f"127.0.0.1:{port}",
             WEB_CONCURRENCY=str(workers),
         )

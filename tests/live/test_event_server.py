@@ -1,0 +1,197 @@
+"""The event-driven server: live streams held on its loop, not on a request thread each."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from app.live.server import StreamingServer
+from tests.conftest import Factory, build_app, close_app
+from tests.http_client import http_json
+from tests.scaled.stack import SseClient, free_port, wait_for
+
+TOKENS = 16
+
+
+@contextlib.contextmanager
+def serving(application: Any) -> Iterator[tuple[int, Any]]:
+    """The app behind StreamingServer on a uvicorn of its own (a thread of this process)."""
+    streaming = StreamingServer(application)
+    port = free_port()
+    config = uvicorn.Config(
+        streaming, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
+        proxy_headers=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 30, "uvicorn")
+    try:
+        yield port, streaming.hub
+    finally:
+        streaming.hub.close_all_threadsafe()
+        server.should_exit = True
+        thread.join(20)
+
+
+@pytest.fixture
+def few_threads(db_url, tiny_model_dir):
+    """The app with 3 request threads, a generous stream cap and a tiny model writing."""
+    application = build_app(
+        db_url, tiny_model_dir, WEB_THREADS=3, SSE_MAX_PER_ADDRESS=100, SSE_COALESCE_MS=50
+    )
+    yield application
+    close_app(application)
+
+
+def _read_until_done(sse: SseClient, into: list[dict[str, Any]]) -> None:
+    for event in sse.events():
+        into.append(event)
+        if event["type"] in ("generation_done", "generation_failed"):
+            return
+
+
+def test_many_readers_get_every_event_once_while_threads_stay_free(few_threads):
+    """With 3 request threads, do 12 readers each get the human and the AI turn exactly
+    once, in order, with the whole streamed text, while /api/v1/health still answers?"""
+    factory = Factory(few_threads)
+    writer = factory.user()
+    story_id = factory.story(writer, max_new_tokens=TOKENS)
+    with serving(few_threads) as (port, hub):
+        readers = [SseClient(port, story_id) for _ in range(12)]
+        seen: list[list[dict[str, Any]]] = [[] for _ in readers]
+        threads = [
+            threading.Thread(target=_read_until_done, args=(sse, events), daemon=True)
+            for sse, events in zip(readers, seen, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: hub.reader_count == 12, 10, "12 readers on the hub")
+        assert http_json(port, "GET", "/api/v1/health", timeout=10)[0] == 200
+        body = {"text": "Mara opened the door.", "expected_position": 0}
+        status, answer, _ = http_json(
+            port, "POST", f"/api/v1/stories/{story_id}/turns", body, token=factory.token(writer)
+        )
+        assert status == 202, answer
+        for thread in threads:
+            thread.join(120)
+        for sse in readers:
+            sse.close()
+    for events in seen:
+        kinds = [event["type"] for event in events]
+        assert kinds[0] == "stream_open" and kinds[-1] == "generation_done", kinds
+        created = [e["turn"]["position"] for e in events if e["type"] == "turn_created"]
+        assert created == [1, 2]  # the writer's paragraph, then the model's, once each
+        deltas = [e for e in events if e["type"] == "generation_delta"]
+        assert "".join(e["delta"] for e in deltas) == deltas[-1]["text_so_far"]
+    finals = {[e for e in events if e["type"] == "generation_delta"][-1]["text_so_far"]
+              for events in seen}  # fmt: skip
+    assert len(finals) == 1  # every reader ends with the same, whole text
+
+
+@pytest.fixture
+def capped(db_url, tiny_model_dir):
+    application = build_app(
+        db_url, tiny_model_dir, RELAY_START_RUNNER=False, SSE_MAX_STREAMS=3,
+        SSE_MAX_PER_ADDRESS=2, SSE_MAX_PER_USER=2, TRUSTED_PROXIES=1, SSE_KEEPALIVE_SECONDS=1,
+    )  # fmt: skip
+    yield application
+    close_app(application)
+
+
+def _raw_stream(port: int, path: str, headers: str = "") -> tuple[socket.socket, int]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    return sock, int(head.split(b" ", 2)[1])
+
+
+def test_caps_answer_at_once_and_a_closed_client_frees_its_reader(capped):
+    """Past the per-address cap a 429, past the process's cap a 503, both with Retry-After;
+    does a client that goes away release its reader and its slot?"""
+    story_id = Factory(capped).story(Factory(capped).user("capper"))
+    path = f"/api/v1/stories/{story_id}/events"
+    limits = capped.extensions["relay.streams"]
+    with serving(capped) as (port, hub):
+        a1, s1 = _raw_stream(port, path, "X-Forwarded-For: 10.0.0.1\r\n")
+        a2, s2 = _raw_stream(port, path, "X-Forwarded-For: 10.0.0.1\r\n")
+        a3, s3 = _raw_stream(port, path, "X-Forwarded-For: 10.0.0.1\r\n")
+        b1, t1 = _raw_stream(port, path, "X-Forwarded-For: 10.0.0.2\r\n")
+        c1, u1 = _raw_stream(port, path, "X-Forwarded-For: 10.0.0.3\r\n")
+        assert (s1, s2, s3, t1, u1) == (200, 200, 429, 200, 503)
+        wait_for(lambda: hub.reader_count == 3 and limits.open == 3, 10, "three readers")
+        a1.close()
+        wait_for(lambda: hub.reader_count == 2 and limits.open == 2, 10, "a released reader")
+        c2, u2 = _raw_stream(port, path, "X-Forwarded-For: 10.0.0.3\r\n")
+        assert u2 == 200
+        c2.settimeout(5)
+        received = b""
+        while b": keep-alive" not in received:  # an idle stream still hears from us
+            received += c2.recv(4096)
+        for sock in (a2, a3, b1, c1, c2):
+            sock.close()
+        wait_for(lambda: hub.reader_count == 0 and limits.open == 0, 10, "no reader left")
+
+
+def test_last_event_id_replays_what_the_reader_missed(capped):
+    """Does a reconnecting client (Last-Event-ID: 0) get the turns it missed, then the rest?"""
+    from app.accounts.models import User
+    from app.extensions import db
+    from app.stories.relay import append_human_turn
+
+    factory = Factory(capped)
+    writer = factory.user("replayer")
+    story_id = factory.story(writer)
+    with capped.app_context():
+        append_human_turn(story_id, db.session.get(User, writer), "First.", 0)
+    with serving(capped) as (port, _):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", f"/api/v1/stories/{story_id}/events", headers={"Last-Event-ID": "0"})
+        response = conn.getresponse()
+        assert response.status == 200
+        lines = [response.readline() for _ in range(8)]
+        conn.close()
+    text = b"".join(lines).decode()
+    assert '"type":"turn_created"' in text and '"text":"First."' in text
+    assert text.index("turn_created") < text.index("stream_open")
+    assert "id: 1\n" in text
+
+
+def test_deltas_are_coalesced_and_flushed_before_the_next_event():
+    """Do ten quick deltas reach a reader as one frame, flushed before the turn that ends
+    them, with the whole text so far?"""
+    import asyncio
+
+    from app.live.events import InMemoryEventBus
+    from app.live.hub import LocalSource, StreamHub
+
+    async def scenario() -> bytes:
+        hub = StreamHub(LocalSource(InMemoryEventBus()), 15, 60, coalesce_ms=200, backlog=50)
+        hub.bind(asyncio.get_running_loop())
+        reader = hub.open(7, release=lambda: None)
+        hub.hand_off(reader, b"", 0)
+        so_far = ""
+        for n in range(10):
+            so_far += f"w{n} "
+            hub.dispatch(7, {"type": "generation_delta", "job_id": 1, "attempt": 1,
+                             "delta": f"w{n} ", "text_so_far": so_far})  # fmt: skip
+        hub.dispatch(7, {"type": "turn_created", "turn": {"position": 1, "text": so_far}})
+        frames = []
+        while not reader.queue.empty():
+            frames.append(reader.queue.get_nowait())
+        assert len(frames) == 2
+        return b"".join(frames)
+
+    text = asyncio.run(scenario()).decode()
+    assert text.index("generation_delta") < text.index("turn_created")
+    assert '"delta":"w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 "' in text
+    assert text.count("id: 0\n") == 1 and text.count("id: 1\n") == 1
