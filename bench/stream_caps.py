@@ -40,9 +40,9 @@ def start(workdir: Path, **extra: str) -> tuple[subprocess.Popen, int]:
         HF_HUB_OFFLINE="1",
         BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY="1",
-        RELAY_START_RUNNER="0",
-        **extra,
     )
+    env.setdefault("RELAY_START_RUNNER", "0")
+    env.update(extra)
     subprocess.run([str(BIN / "flask"), "db", "upgrade"], cwd=ROOT, env=env, check=True,
                    capture_output=True)  # fmt: skip
     log = open(workdir / "web.log", "ab")  # noqa: SIM115 - the child owns it
