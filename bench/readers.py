@@ -1,6 +1,6 @@
 """Many live readers of one story on a gunicorn like `make run`'s, while a writer writes.
 
-    .venv/bin/python bench/readers.py [--readers 100 500 1000] [--turns 2]
+    .venv/bin/python bench/readers.py [--readers 100 500 1000] [--turns 6]
 
 One server (embedded mode: SQLite, in-process generation with the shipped model, the
 event-driven worker, SSE_MAX_STREAMS=1000) and, for each N: N readers of one story
@@ -73,7 +73,7 @@ class Reader:
             second = int(time.monotonic())
             self.frames_per_second[second] = self.frames_per_second.get(second, 0) + 1
         elif kind == "generation_done":
-            self.done.append(event["job_id"])
+            self.done.append(event["job"]["id"])
 
 
 async def _read(port: int, story_id: int, n: int, reader: Reader, turns: int) -> None:
@@ -156,9 +156,10 @@ def _probe(port: int, story_id: int, stop: threading.Event, into: dict[str, list
         time.sleep(0.05)
 
 
-def _write(port: int, story_id: int, token: str, turns: int) -> None:
+def _write(port: int, story_id: int, tokens: list[str], turns: int) -> None:
     position = 0
     for n in range(turns):
+        token = tokens[n % len(tokens)]
         body = {"text": f"Mara counted the lamps on the quay, {n + 1} by {n + 1}.",
                 "expected_position": position}  # fmt: skip
         status, answer, _ = http_json(
@@ -193,7 +194,7 @@ def _quantiles(values: list[float]) -> str:
             f"({len(values)} requests, {slow} unanswered)")  # fmt: skip
 
 
-def phase(port: int, story_id: int, token: str, count: int, turns: int) -> list[str]:
+def phase(port: int, story_id: int, tokens: list[str], count: int, turns: int) -> list[str]:
     child = subprocess.Popen(
         [sys.executable, __file__, "--child", str(port), str(story_id), str(count), str(turns)],
         stdout=subprocess.PIPE, text=True, cwd=ROOT,
@@ -210,7 +211,7 @@ def phase(port: int, story_id: int, token: str, count: int, turns: int) -> list[
     probe = threading.Thread(target=_probe, args=(port, story_id, stop, times), daemon=True)
     probe.start()
     started = time.monotonic()
-    _write(port, story_id, token, turns)
+    _write(port, story_id, tokens, turns)
     written = time.monotonic() - started
     result = json.loads(child.stdout.readline() or "{}")
     stop.set()
@@ -229,7 +230,7 @@ def phase(port: int, story_id: int, token: str, count: int, turns: int) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--readers", type=int, nargs="+", default=[100, 500, 1000])
-    parser.add_argument("--turns", type=int, default=2)
+    parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--child", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     files = _lift_open_files()
@@ -242,23 +243,28 @@ def main() -> None:
         proc, port = start(Path(tmp), TRUSTED_PROXIES="1", SSE_MAX_STREAMS=str(CAP),
                            RELAY_START_RUNNER="1")  # fmt: skip
         try:
-            for count in args.readers:
-                story_id, token = _story(port, count)
-                for line in phase(port, story_id, token, count, args.turns):
+            story_id, tokens = _story(port, -1)
+            _write(port, story_id, tokens, 1)  # loads the model: no phase pays for that
+            for count in [0, *args.readers]:  # 0: the baseline, the writer alone
+                story_id, tokens = _story(port, count)
+                for line in phase(port, story_id, tokens, count, args.turns):
                     print(line, flush=True)
         finally:
             proc.terminate()
             proc.wait(60)
 
 
-def _story(port: int, n: int) -> tuple[int, str]:
-    account = {"username": f"readerbench{n}", "password": "bench-pass-1"}
-    http_json(port, "POST", "/api/v1/auth/register", account)
-    _, token, _ = http_json(port, "POST", "/api/v1/auth/tokens", account)
+def _story(port: int, n: int) -> tuple[int, list[str]]:
+    """A story and two writers' tokens (a writer never follows themself)."""
+    tokens = []
+    for who in ("a", "b"):
+        account = {"username": f"readerbench{n + 1}{who}", "password": "bench-pass-1"}
+        http_json(port, "POST", "/api/v1/auth/register", account)
+        tokens.append(http_json(port, "POST", "/api/v1/auth/tokens", account)[1]["token"])
     body = {"title": f"Readers {n}", "language": "en",
             "opening": "The harbour town kept its lamps lit all winter."}  # fmt: skip
-    _, created, _ = http_json(port, "POST", "/api/v1/stories", body, token=token["token"])
-    return created["id"], token["token"]
+    _, created, _ = http_json(port, "POST", "/api/v1/stories", body, token=tokens[0])
+    return created["id"], tokens
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Under the event-driven server (app/live/server.py) a stream's request goes throu
 Flask like any other request — session, story lookup, the caps, Last-Event-ID replay
 (app/live/sse.py) — and Flask then hands the open stream to this hub, which keeps it
 as a small Reader on the loop until the client goes away. Thousands of readers cost a
-socket and a queue each, and never a request thread.
+socket and a few small objects each, and never a request thread.
 
 One source feeds every reader of the process: a listener on the in-memory bus in
 embedded mode, one Redis pub/sub connection subscribed to the stories that have
@@ -21,6 +21,7 @@ import asyncio
 import json
 import secrets
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,15 +50,35 @@ class EventSource(Protocol):
 
 @dataclass(eq=False)
 class Reader:
-    """One open stream: its story, what it was already told, and its frames to send."""
+    """One open stream: its story, what it was already told, and its frames to send.
+    Only the loop touches `pending` and `wake` (a reader costs no task switch per frame
+    beyond its own writer's)."""
 
     story_id: int
     release: Callable[[], None]
-    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    pending: deque[bytes] = field(default_factory=deque)
+    wake: asyncio.Future[None] | None = None
     floor: int = 0  # turn_created at or below this position were told before streaming
     position: int = 0  # the `id:` of its frames: the last story position it was told
     opening: bytes = b""
-    done: bool = False
+    done: bool = False  # closed: no more frames; its writer ends
+    ends: float = float("inf")  # loop time its lifetime is up
+    last_write: float = 0.0
+
+    def put(self, frame: bytes, backlog: int) -> None:
+        if len(self.pending) >= backlog:
+            self.close()  # too slow: close, it reconnects and replays by Last-Event-ID
+        elif not self.done:
+            self.pending.append(frame)
+            self._wake()
+
+    def close(self) -> None:
+        self.done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
 
 
 class StreamHub:
@@ -75,6 +96,7 @@ class StreamHub:
         self.keepalive, self.lifetime, self.backlog = keepalive, lifetime, backlog
         self.coalesce = coalesce_ms / 1000
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self.closing = False
         self._lock = threading.Lock()
         self._readers: dict[int, set[Reader]] = {}
@@ -86,6 +108,7 @@ class StreamHub:
         if self.loop is None:
             self.loop = loop
             self.source.start(self)
+            self._ticker = loop.create_task(self._tick())
 
     def story_ids(self) -> list[int]:
         with self._lock:
@@ -185,26 +208,27 @@ class StreamHub:
             if frame is None:
                 frame = f"id: {reader.position}\ndata: {data}\n\n".encode()
                 frames[reader.position] = frame
-            if reader.queue.qsize() >= self.backlog:
-                reader.queue.put_nowait(None)  # too slow: close, it reconnects and replays
-            else:
-                reader.queue.put_nowait(frame)
+            reader.put(frame, self.backlog)
 
     async def serve(
         self, reader: Reader, headers: list[tuple[bytes, bytes]], send: Send, receive: Receive
     ) -> None:
         """Write the reader's frames until its client goes, its lifetime ends or shutdown."""
-        assert self.loop is not None
-        watcher = self.loop.create_task(_end_on_disconnect(reader, receive))
+        loop = asyncio.get_running_loop()
+        watcher = loop.create_task(_end_on_disconnect(reader, receive))
+        reader.last_write, reader.ends = loop.time(), loop.time() + self.lifetime
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": reader.opening, "more_body": True})
-            ends = self.loop.time() + self.lifetime
-            while not self.closing:
-                frames = await self._next_frames(reader, ends)
-                if frames is None:
-                    break
-                await send({"type": "http.response.body", "body": frames, "more_body": True})
+            while not reader.done:
+                if not reader.pending:
+                    reader.wake = loop.create_future()
+                    await reader.wake
+                    continue
+                body = b"".join(reader.pending)
+                reader.pending.clear()
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                reader.last_write = loop.time()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass  # the client's socket went away mid-write
@@ -212,27 +236,25 @@ class StreamHub:
             watcher.cancel()
             self.discard(reader)
 
-    async def _next_frames(self, reader: Reader, ends: float) -> bytes | None:
-        """What is queued for the reader (a keep-alive if nothing for a while); None: end."""
-        assert self.loop is not None
-        timeout = min(self.keepalive, ends - self.loop.time())
-        if timeout <= 0 or reader.done:
-            return None
-        try:
-            async with asyncio.timeout(timeout):
-                first = await reader.queue.get()
-        except TimeoutError:
-            return KEEPALIVE
-        chunks = [first]
-        while chunks[-1] is not None and not reader.queue.empty():
-            chunks.append(reader.queue.get_nowait())
-        if chunks[-1] is None:
-            return None
-        return b"".join(chunk for chunk in chunks if chunk is not None)
+    async def _tick(self) -> None:
+        """Once a second for all readers: keep-alives for the idle, an end for the old."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.keepalive))
+            now = loop.time()
+            with self._lock:
+                readers = [r for story in self._readers.values() for r in story]
+            for reader in readers:
+                if now >= reader.ends:
+                    reader.close()  # the client reconnects at once with Last-Event-ID
+                elif now - reader.last_write >= self.keepalive and not reader.pending:
+                    reader.put(KEEPALIVE, self.backlog)
 
     def close_all(self) -> None:
         """End every stream now (shutdown): their clients reconnect to another process."""
         self.closing = True
+        if self._ticker is not None:
+            self._ticker.cancel()
         self.close_readers()
 
     def close_readers(self) -> None:
@@ -241,7 +263,7 @@ class StreamHub:
             readers = [r for story in self._readers.values() for r in story]
             readers += list(self._handoffs.values())
         for reader in readers:
-            reader.queue.put_nowait(None)
+            reader.close()
 
     def close_all_threadsafe(self) -> None:
         if self.loop is not None and not self.loop.is_closed():
@@ -251,7 +273,7 @@ class StreamHub:
 async def _end_on_disconnect(reader: Reader, receive: Receive) -> None:
     while (await receive()).get("type") != "http.disconnect":
         pass
-    reader.queue.put_nowait(None)
+    reader.close()
 
 
 def _same_attempt(a: Event, b: Event) -> bool:

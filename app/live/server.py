@@ -77,7 +77,12 @@ class StreamingServer:
                 await send(message)  # an error, a cap's 429/503, a 404: as Flask wrote it
 
         scope = {**scope, HANDOFF_SCOPE: True}
-        await self.wsgi(scope, receive, unless_handed_off)  # type: ignore[arg-type]
+        try:
+            await self.wsgi(scope, receive, unless_handed_off)  # type: ignore[arg-type]
+        except BaseException:
+            if handoff and (parked := self.hub.take(handoff["token"])) is not None:
+                self.hub.discard(parked)  # never leave a slot taken by a stream not served
+            raise
         reader = self.hub.take(handoff["token"]) if handoff else None
         if reader is not None:
             await self.hub.serve(reader, handoff["headers"], send, receive)

@@ -185,9 +185,7 @@ def test_deltas_are_coalesced_and_flushed_before_the_next_event():
             hub.dispatch(7, {"type": "generation_delta", "job_id": 1, "attempt": 1,
                              "delta": f"w{n} ", "text_so_far": so_far})  # fmt: skip
         hub.dispatch(7, {"type": "turn_created", "turn": {"position": 1, "text": so_far}})
-        frames = []
-        while not reader.queue.empty():
-            frames.append(reader.queue.get_nowait())
+        frames = list(reader.pending)
         assert len(frames) == 2
         return b"".join(frames)
 
