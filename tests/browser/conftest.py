@@ -1,45 +1,25 @@
-"""Browser tests: the app on a live server (SQLite file, tiny model, runner on, CSRF on)
+"""Browser tests: the app on a live server as `make run` serves it (SQLite file, tiny
+model, runner on, CSRF on)
 and Debian's Chromium driven by Playwright's sync API (never `playwright install`)."""
 
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
+from tests.asgi_server import AsgiServer
 from tests.conftest import make_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-class LiveServer:
-    """The app served by Werkzeug in a thread, on a free port."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        shutdown = self.app.extensions.get("relay.shutdown")
-        if shutdown:
-            shutdown()  # ends the SSE streams and the runner first
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-
-
-def start_live_server(db_path: Path, model_dir: Path, **overrides: Any) -> LiveServer:
+def start_live_server(db_path: Path, model_dir: Path, **overrides: Any) -> AsgiServer:
+    """The app on a fresh SQLite file, served as `make run` serves it."""
     from app.extensions import db
 
     overrides.setdefault("WTF_CSRF_ENABLED", True)
@@ -47,7 +27,7 @@ def start_live_server(db_path: Path, model_dir: Path, **overrides: Any) -> LiveS
     app = make_app(f"sqlite:///{db_path}", model_dir, **overrides)
     with app.app_context():
         db.create_all()
-    return LiveServer(app).start()
+    return AsgiServer(app).start()
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
-from app.live.server import StreamingServer
+from tests.asgi_server import AsgiServer
 from tests.conftest import Factory, build_app, close_app
 from tests.http_client import http_json
-from tests.scaled.stack import SseClient, free_port, wait_for
+from tests.scaled.stack import SseClient, build_word_model, wait_for
 
 TOKENS = 16
 
@@ -23,29 +22,24 @@ TOKENS = 16
 @contextlib.contextmanager
 def serving(application: Any) -> Iterator[tuple[int, Any]]:
     """The app behind StreamingServer on a uvicorn of its own (a thread of this process)."""
-    streaming = StreamingServer(application)
-    port = free_port()
-    config = uvicorn.Config(
-        streaming, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
-        proxy_headers=False,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 30, "uvicorn")
+    server = AsgiServer(application).start()
     try:
-        yield port, streaming.hub
+        yield server.port, server.hub
     finally:
-        streaming.hub.close_all_threadsafe()
-        server.should_exit = True
-        thread.join(20)
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def word_model(tiny_model_dir, tmp_path_factory):
+    """The tiny GPT-2 rewired to write whole words only: every answer succeeds."""
+    return build_word_model(tiny_model_dir, tmp_path_factory.mktemp("live-word-gpt2"))
 
 
 @pytest.fixture
-def few_threads(db_url, tiny_model_dir):
-    """The app with 3 request threads, a generous stream cap and a tiny model writing."""
+def few_threads(db_url, word_model):
+    """The app with 3 request threads, a generous stream cap and a model writing."""
     application = build_app(
-        db_url, tiny_model_dir, WEB_THREADS=3, SSE_MAX_PER_ADDRESS=100, SSE_COALESCE_MS=50
+        db_url, word_model, WEB_THREADS=3, SSE_MAX_PER_ADDRESS=100, SSE_COALESCE_MS=50
     )
     yield application
     close_app(application)
