@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run run-scaled dev test lint format venv system-deps migrate models shakespeare clean
+.PHONY: run run-scaled dev test lint format venv translations system-deps migrate models shakespeare clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -12,7 +12,23 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-venv: $(BIN)/.installed
+## The interface's message catalogues, compiled from app/translations/*/LC_MESSAGES/*.po
+## (the .mo files are build output, never committed); every target that runs the app needs venv.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard app/translations/*/LC_MESSAGES/messages.po))
+%.mo: %.po $(BIN)/.installed
+	$(BIN)/pybabel compile -i $< -o $@
+
+venv: $(BIN)/.installed $(MO_FILES)
+
+## After changing interface text: re-extract app/translations/messages.pot, merge it into each
+## language's .po (then translate what is new: tests/test_translations.py names the gaps), compile.
+BABEL_EXTRACT = $(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location \
+	--sort-output --project "Relay Novel" -o app/translations/messages.pot .
+translations: $(BIN)/.installed
+	$(BABEL_EXTRACT)
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations \
+		--no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d app/translations
 
 migrate: venv
 	$(BIN)/flask db upgrade
@@ -42,9 +58,12 @@ run-scaled: venv
 dev: migrate
 	$(BIN)/flask run --debug --with-threads --host 127.0.0.1 --port 5000
 
-## Debian packages the browser tests need (Chromium); skipped when already present.
+## Debian packages the browser tests need (Chromium, and CJK fonts for the Korean pages);
+## skipped when already present.
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		fonts-noto-cjk >/dev/null; }
 
 ## Everything: lint, then the whole suite on SQLite and PostgreSQL, browser tests in Chromium.
 test: venv system-deps

@@ -32,6 +32,10 @@ def create_app(config: Any = None) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
 
+    from app.accounts.locale import init_locale
+
+    init_locale(app)
+
     from app.database import configure_engine
 
     configure_engine(app)

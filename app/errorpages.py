@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, make_response, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -22,6 +24,31 @@ _CODES = {
     500: "internal_error",
     503: "unavailable",
 }
+
+
+# Werkzeug's own descriptions are English; these say the same in the request's language.
+_DEFAULT_MESSAGES = {
+    400: _l("The request could not be understood."),
+    401: _l("Sign in first."),
+    403: _l("You do not have permission to do that."),
+    404: _l("There is nothing at this address."),
+    405: _l("This address does not take that method."),
+    413: _l("The request is too large."),
+    415: _l("Send the body as JSON (Content-Type: application/json)."),
+    429: _l("Too many requests; wait a minute and try again."),
+    500: _l("Something went wrong on our side."),
+    503: _l("The service is unavailable right now; try again shortly."),
+}
+
+
+def _http_message(exc: HTTPException, status: int) -> str:
+    """The exception's own description, unless it is Werkzeug's stock English one."""
+    stock = type(exc).description
+    if exc.description and exc.description != stock:
+        return exc.description
+    if status in _DEFAULT_MESSAGES:
+        return str(_DEFAULT_MESSAGES[status])
+    return exc.description or exc.name
 
 
 def wants_json() -> bool:
@@ -53,7 +80,7 @@ def _error_page(status: int, message: str) -> str:
     except Exception:
         from markupsafe import escape
 
-        title = f"<!doctype html><title>Error {status}</title><h1>Error {status}</h1>"
+        title = f"<!doctype html><title>{status}</title><h1>{status}</h1>"
         return f"{title}<p>{escape(message)}</p>"
 
 
@@ -70,7 +97,7 @@ def init_error_handlers(app: Flask) -> None:
         return error_response(
             400,
             "csrf_failed",
-            "The form expired or its CSRF token is missing; reload the page and try again.",
+            _("The form expired or its CSRF token is missing; reload the page and try again."),
         )
 
     @app.errorhandler(HTTPException)
@@ -79,10 +106,10 @@ def init_error_handlers(app: Flask) -> None:
         headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}  # 405: RFC 9110
         if status == 429:
             headers["Retry-After"] = "60"
-        message = exc.description or exc.name
+        message = _http_message(exc, status)
         return error_response(status, _CODES.get(status, "error"), message, headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         app.logger.exception("unhandled error")
-        return error_response(500, "internal_error", "Something went wrong on our side.")
+        return error_response(500, "internal_error", _("Something went wrong on our side."))

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import request
+from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter
 
 from app.errors import BadRequest
@@ -102,6 +103,6 @@ def refuse_nul_characters() -> None:
     fields = [*request.args.lists(), *(request.form.lists() if request.form else [])]
     if any("\x00" in key or any("\x00" in v for v in values) for key, values in fields):
         raise BadRequest(
-            "The request contains a NUL character (\\u0000), which text here cannot hold.",
+            _("The request contains a NUL character (\\u0000), which text here cannot hold."),
             code="nul_character",
         )

@@ -204,3 +204,18 @@ class Factory:
 @pytest.fixture
 def factory(app) -> Factory:
     return Factory(app)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the interface's message catalogues when `make venv` has not (a bare pytest run
+    in a fresh clone), so that Korean pages are Korean in every run."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in Path(__file__).resolve().parent.parent.glob("app/translations/*/LC_MESSAGES/*.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            with po.open("rb") as source:
+                catalog = read_po(source, locale=po.parent.parent.name)
+            with mo.open("wb") as target:
+                write_mo(target, catalog)

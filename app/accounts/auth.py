@@ -15,6 +15,8 @@ from functools import wraps
 from typing import Any
 
 from flask import Flask, Request, g, has_request_context, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import update
 
@@ -28,7 +30,9 @@ TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 def init_auth(app: Flask) -> None:
     login_manager.login_view = "accounts.login"
-    login_manager.login_message = "Please sign in to continue."
+    # Lazy, and made a plain string in the request's language when flashed.
+    login_manager.login_message = _l("Please sign in to continue.")
+    login_manager.localize_callback = str
     login_manager.user_loader(load_session_user)
     login_manager.request_loader(load_token_user)
 
@@ -109,8 +113,8 @@ def require_user() -> User:
     user = current_user_or_none()
     if user is None:
         if bearer_token(request) is not None:
-            raise Unauthorized("The API token is invalid or revoked.", code="bad_token")
-        raise Unauthorized("Sign in or send an API token.")
+            raise Unauthorized(_("The API token is invalid or revoked."), code="bad_token")
+        raise Unauthorized(_("Sign in or send an API token."))
     return user
 
 
@@ -122,7 +126,7 @@ def role_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., A
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             user = require_user()
             if user.role not in roles:
-                raise Forbidden("You do not have permission to do that.")
+                raise Forbidden(_("You do not have permission to do that."))
             return view(*args, **kwargs)
 
         return wrapped

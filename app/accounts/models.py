@@ -30,6 +30,8 @@ class User(UserMixin, db.Model):
     is_suspended: Mapped[bool] = mapped_column(default=False)
     # Bumped on suspension or password change: sessions carrying an older value end at once.
     session_version: Mapped[int] = mapped_column(default=0)
+    # The interface language this writer chose ("en", "ko"); None follows the browser.
+    locale: Mapped[str | None] = mapped_column(String(8), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     tokens: Mapped[list[ApiToken]] = relationship(

@@ -6,6 +6,7 @@ import re
 import secrets
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 
@@ -23,17 +24,24 @@ def registration_problems(username: Any, password: Any) -> list[Invalid | Confli
     name_ok = isinstance(username, str) and USERNAME.fullmatch(username)  # "$" allows "\n"
     if not name_ok:
         problems.append(
-            Invalid("username must be 3-40 letters, digits, '.', '_' or '-'.", field="username")
+            Invalid(_("username must be 3-40 letters, digits, '.', '_' or '-'."), field="username")
         )
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         problems.append(
-            Invalid(f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters.", field="password")
+            Invalid(
+                _(
+                    "password must be %(low)s-%(high)s characters.",
+                    low=PASSWORD_MIN,
+                    high=PASSWORD_MAX,
+                ),
+                field="password",
+            )
         )
     if name_ok:
         taken = db.select(User).where(func.lower(User.username) == username.lower())
         if db.session.scalars(taken).first():  # "Alice" and "alice" would be impersonation
             problems.append(
-                Conflict("That username is taken.", code="username_taken", field="username")
+                Conflict(_("That username is taken."), code="username_taken", field="username")
             )
     return problems
 
@@ -50,19 +58,19 @@ def register_user(username: Any, password: Any) -> User:
         db.session.commit()
     except IntegrityError:  # registered a moment ago by a concurrent request
         db.session.rollback()
-        raise Conflict("That username is taken.", code="username_taken") from None
+        raise Conflict(_("That username is taken."), code="username_taken") from None
     return user
 
 
 def authenticate(username: Any, password: Any) -> User:
     """The user with these credentials, or 401; suspended users are refused."""
     if not isinstance(username, str) or not isinstance(password, str):
-        raise Unauthorized("Wrong username or password.", code="bad_credentials")
+        raise Unauthorized(_("Wrong username or password."), code="bad_credentials")
     user = db.session.scalars(db.select(User).where(User.username == username)).first()
     if user is None or not user.check_password(password):
-        raise Unauthorized("Wrong username or password.", code="bad_credentials")
+        raise Unauthorized(_("Wrong username or password."), code="bad_credentials")
     if user.is_suspended:
-        raise Unauthorized("This account is suspended.", code="suspended")
+        raise Unauthorized(_("This account is suspended."), code="suspended")
     return user
 
 
@@ -116,3 +124,18 @@ def end_all_sessions(user: User) -> int:
     user.session_version += 1
     db.session.commit()
     return ended.rowcount or 0
+
+
+def set_locale(user: User, locale: Any) -> None:
+    """Save the writer's interface language ("en", "ko"; "" or None follows the browser)."""
+    from app.accounts.locale import LANGUAGES
+
+    if locale in ("", None):
+        user.locale = None
+    elif locale in LANGUAGES:
+        user.locale = locale
+    else:
+        raise Invalid(
+            _("locale must be one of: %(choices)s.", choices=", ".join(LANGUAGES)), field="locale"
+        )
+    db.session.commit()

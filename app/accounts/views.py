@@ -1,4 +1,4 @@
-"""Browser views: register, log in, log out (Flask-Login sessions, Flask-WTF forms).
+"""Browser views: register, log in, log out, the account page and the language switch.
 
 The rules live in app.accounts.service (register_user, authenticate); these
 views show its messages next to the form fields. Login and registration POSTs
@@ -8,21 +8,25 @@ are rate-limited with RATELIMIT_LOGIN.
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from app.accounts.auth import current_session_id
-from app.accounts.forms import LoginForm, RegisterForm
+from app.accounts.forms import AccountForm, LoginForm, RegisterForm
+from app.accounts.locale import COOKIE, COOKIE_MAX_AGE, select_locale, supported
 from app.accounts.service import (
     authenticate,
     end_all_sessions,
     end_session,
     register_user,
     registration_problems,
+    set_locale,
     start_session,
 )
 from app.errors import RelayError
-from app.extensions import limiter
+from app.extensions import csrf, limiter
 from app.formerrors import attach_error
 from app.inputs import local_path
 from app.stories.views import security_headers
@@ -57,7 +61,7 @@ def register() -> Response | tuple[str, int] | str:
             return render_template("accounts/register.html", form=form), exc.status
         start_session(user)
         login_user(user)
-        flash(f"Welcome, {user.username}. Start a story or join one.", "success")
+        flash(_("Welcome, %(name)s. Start a story or join one.", name=user.username), "success")
         return redirect(_safe_next() or url_for("stories.index"))
     return render_template("accounts/register.html", form=form), 200
 
@@ -88,7 +92,7 @@ def logout() -> Response:
     the session ends on the server too, so a copied cookie no longer works."""
     end_session(current_session_id())
     logout_user()
-    flash("You are signed out.", "success")
+    flash(_("You are signed out."), "success")
     return redirect(url_for("stories.index"))
 
 
@@ -98,8 +102,52 @@ def logout_everywhere() -> Response:
     """End every browser session of this user (other devices too); API tokens stay."""
     ended = end_all_sessions(current_user)
     logout_user()
-    flash(f"You are signed out everywhere ({ended} sessions ended).", "success")
+    flash(_("You are signed out everywhere (%(count)s sessions ended).", count=ended), "success")
     return redirect(url_for("stories.index"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account() -> Response | tuple[str, int] | str:
+    """The writer's settings: the language of the interface (saved on the account)."""
+    form = AccountForm()
+    if form.validate_on_submit():
+        set_locale(current_user, form.locale.data)
+        # Said in the language just chosen, which this request has not picked yet.
+        with force_locale(supported(form.locale.data) or select_locale()):
+            flash(_("Your settings are saved."), "success")
+        return redirect(url_for("accounts.account"))
+    if not form.is_submitted():
+        form.locale.data = current_user.locale or ""
+    status = 422 if form.is_submitted() else 200
+    return render_template("accounts/account.html", form=form), status
+
+
+@bp.route("/language", methods=["POST"])
+@csrf.exempt
+def switch_language() -> Response:
+    """The header's language switch: kept in a cookie, and on the account when signed in.
+
+    A signed-in writer's switch saves their preference, so it needs the CSRF token; an
+    anonymous reader's only sets a cookie, so their pages need no token (and stay cacheable).
+    """
+    if current_user.is_authenticated:
+        csrf.protect()
+    lang = supported(request.form.get("lang"))
+    response = redirect(_safe_next() or url_for("stories.index"))
+    if lang is None:
+        return response
+    response.set_cookie(
+        COOKIE,
+        lang,
+        max_age=COOKIE_MAX_AGE,
+        samesite="Lax",
+        httponly=True,
+        secure=request.is_secure,
+    )
+    if current_user.is_authenticated:
+        set_locale(current_user, lang)
+    return response
 
 
 def _safe_next() -> str | None:

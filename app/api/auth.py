@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, request
+from flask_babel import gettext as _
 from flask_restx import Namespace, Resource
 
 from app.accounts.auth import bearer_token, require_user
@@ -64,7 +65,7 @@ class CurrentToken(Resource):
         """Revoke the bearer token this request was made with."""
         raw = bearer_token(request)
         if raw is None:
-            raise Unauthorized("Send the token to revoke as 'Authorization: Bearer <token>'.")
+            raise Unauthorized(_("Send the token to revoke as 'Authorization: Bearer <token>'."))
         token = (
             g.get("api_token")
             or db.session.scalars(
@@ -72,7 +73,7 @@ class CurrentToken(Resource):
             ).first()
         )
         if token is None:
-            raise Unauthorized("The API token is invalid or revoked.", code="bad_token")
+            raise Unauthorized(_("The API token is invalid or revoked."), code="bad_token")
         revoke_token(token)
         return "", 204
 

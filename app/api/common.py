@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request
+from flask_babel import gettext as _
 
 from app.accounts.auth import bearer_token, current_user_or_none
 from app.errors import BadRequest, Invalid, Unauthorized
@@ -27,19 +28,28 @@ def json_body() -> dict[str, Any]:
     (app.api.contract.body then checks it against its schema)."""
     request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, whatever the content type
     if not request.is_json:
-        raise BadRequest("Send a JSON object with Content-Type: application/json.", code="not_json")
+        raise BadRequest(
+            _("Send a JSON object with Content-Type: application/json."), code="not_json"
+        )
     try:
         data = request.get_json(silent=True)
     except RecursionError:  # nested thousands deep
         data = None
     if data is None:
-        raise BadRequest("The body is not valid JSON.", code="malformed_json")
+        raise BadRequest(_("The body is not valid JSON."), code="malformed_json")
     if not isinstance(data, dict):
-        raise BadRequest("The body must be a JSON object.", code="not_an_object")
+        raise BadRequest(_("The body must be a JSON object."), code="not_an_object")
     found = unstorable_field(data)
     if found is not None:
         field, problem = found
-        raise Invalid(f"{field} contains {problem}; send plain Unicode text.", field=field)
+        raise Invalid(
+            _(
+                "%(field)s contains %(problem)s; send plain Unicode text.",
+                field=field,
+                problem=problem,
+            ),
+            field=field,
+        )
     return data
 
 
@@ -50,9 +60,12 @@ def query_int(name: str, default: int, low: int, high: int = ID_MAX) -> int:
         return default
     number = decimal(raw)
     if number is None:
-        raise Invalid(f"{name} must be an integer.", field=name)
+        raise Invalid(_("%(field)s must be an integer.", field=name), field=name)
     if not low <= number <= high:
-        raise Invalid(f"{name} must be between {low} and {high}.", field=name)
+        raise Invalid(
+            _("%(field)s must be between %(low)s and %(high)s.", field=name, low=low, high=high),
+            field=name,
+        )
     return number
 
 
@@ -73,7 +86,7 @@ def refuse_bad_token() -> None:
     if request.endpoint in SIGN_IN_ENDPOINTS or bearer_token(request) is None:
         return
     if current_user_or_none() is None:
-        raise Unauthorized("The API token is invalid or revoked.", code="bad_token")
+        raise Unauthorized(_("The API token is invalid or revoked."), code="bad_token")
 
 
 def csrf_for_session_users() -> None:

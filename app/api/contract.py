@@ -19,6 +19,8 @@ from typing import Any
 
 import jsonschema_rs
 from flask import current_app, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_restx import Model, SchemaModel, fields, marshal
 from flask_restx.utils import unpack
 
@@ -137,28 +139,34 @@ def _invalid(error: Any, spec: dict[str, Any], data: dict[str, Any]) -> Invalid:
     properties = spec.get("properties", {})
     if keyword == "additionalProperties":
         field = sorted(set(data) - set(properties))[0]
-        return Invalid(f"Unknown field {field!r}; allowed: {', '.join(properties)}.", field=field)
+        allowed = ", ".join(properties)
+        return Invalid(
+            _("Unknown field %(field)r; allowed: %(allowed)s.", field=field, allowed=allowed),
+            field=field,
+        )
     if keyword == "required":
         field = next(name for name in spec.get("required", []) if name not in data)
-        return Invalid(f"{field} is required.", field=field)
+        return Invalid(_("%(field)s is required.", field=field), field=field)
     if error.instance_path:
         field = str(error.instance_path[0])
         rule = properties.get(field, {}).get("description") if keyword == "pattern" else None
     else:
         field, rule = spec.get("x-field", ""), spec.get("description")
-    return Invalid(f"{field} {rule or _RULES.get(keyword, 'is not valid')}.".strip(), field=field)
+    rule = rule or str(_RULES.get(keyword, _RULES["format"]))
+    return Invalid(_("%(field)s %(rule)s.", field=field, rule=rule).strip(), field=field)
 
 
+# In the request's language (a pattern's own rule is the schema's description, in English).
 _RULES = {
-    "type": "has the wrong type",
-    "enum": "is not one of the allowed values",
-    "minLength": "is too short",
-    "maxLength": "is too long",
-    "minimum": "is too small",
-    "maximum": "is too large",
-    "pattern": "must have visible text (and no NUL characters)",
-    "oneOf": "does not fit the other fields",
-    "format": "is not valid",
+    "type": _l("has the wrong type"),
+    "enum": _l("is not one of the allowed values"),
+    "minLength": _l("is too short"),
+    "maxLength": _l("is too long"),
+    "minimum": _l("is too small"),
+    "maximum": _l("is too large"),
+    "pattern": _l("must have visible text (and no NUL characters)"),
+    "oneOf": _l("does not fit the other fields"),
+    "format": _l("is not valid"),
 }
 
 

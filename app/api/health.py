@@ -4,6 +4,7 @@ mode the Redis broker)."""
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import gettext as _
 from flask_restx import Namespace, Resource
 from sqlalchemy import text
 
@@ -43,7 +44,7 @@ class Ready(Resource):
         checks.update({f"model:{m['key']}": m["problem"] for m in model_listing()})
         failed = {name: problem for name, problem in checks.items() if problem}
         if failed:
-            raise Unavailable("Not ready.", retry_after=5, code="not_ready", checks=failed)
+            raise Unavailable(_("Not ready."), retry_after=5, code="not_ready", checks=failed)
         return {"status": "ready", "checks": dict.fromkeys(checks, "ok")}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_restx import Namespace, Resource
 
 from app.api import schemas
@@ -23,5 +24,5 @@ class JobItem(Resource):
         """One generation job."""
         job = db.session.get(GenerationJob, job_id)
         if job is None:
-            raise NotFound(f"Job {job_id} does not exist.")
+            raise NotFound(_("Job %(id)s does not exist.", id=job_id))
         return job_dict(job)

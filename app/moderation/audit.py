@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
+
 from app.accounts.models import User
 from app.errors import Invalid
 from app.extensions import db
@@ -39,10 +41,12 @@ def clean_reason(value: Any, required: bool = False) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise Invalid("reason must be a string.", field="reason")
+        raise Invalid(_("reason must be a string."), field="reason")
     value = value.strip()
     if required and not value:
-        raise Invalid("Give a reason.", field="reason")
+        raise Invalid(_("Give a reason."), field="reason")
     if len(value) > REASON_MAX_CHARS:
-        raise Invalid(f"reason is limited to {REASON_MAX_CHARS} characters.", field="reason")
+        raise Invalid(
+            _("reason is limited to %(max)s characters.", max=REASON_MAX_CHARS), field="reason"
+        )
     return value

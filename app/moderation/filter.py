@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import regex as re
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.errors import Invalid
@@ -114,16 +115,25 @@ def check_text(text: str, language: str) -> FilterHit | None:
 def validate_rule(language: object, kind: object, value: object) -> tuple[str, str, str]:
     """422 for an unknown language or kind, an empty or overlong value, or a bad regex."""
     if language not in LANGUAGES:
-        raise Invalid(f"language must be one of: {', '.join(LANGUAGES)}.", field="language")
+        raise Invalid(
+            _(
+                "%(field)s must be one of: %(choices)s.",
+                field="language",
+                choices=", ".join(LANGUAGES),
+            ),
+            field="language",
+        )
     if kind not in KINDS:
-        raise Invalid("kind must be 'word' or 'pattern'.", field="kind")
+        raise Invalid(_("kind must be 'word' or 'pattern'."), field="kind")
     if not isinstance(value, str) or not value.strip() or len(value) > RULE_MAX_CHARS:
-        raise Invalid(f"value must be 1-{RULE_MAX_CHARS} characters.", field="value")
+        raise Invalid(_("value must be 1-%(max)s characters.", max=RULE_MAX_CHARS), field="value")
     value = unicodedata.normalize("NFC", value.strip())  # as paragraphs are stored
     try:
         rule = compile_rule(language, kind, value)
     except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}: OverflowError
-        raise Invalid(f"Not a valid regular expression: {exc}.", field="value") from None
+        raise Invalid(
+            _("Not a valid regular expression: %(error)s.", error=exc), field="value"
+        ) from None
     del rule  # compiled only to refuse a bad expression; only non-empty matches count
     return language, kind, value
 

@@ -9,28 +9,32 @@ app.moderation.filter, whose messages the views flash.
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
 
 from app.accounts.models import ROLES
+from app.labels import LANGUAGES as LANGUAGE_NAMES
 from app.moderation.audit import REASON_MAX_CHARS
 from app.moderation.filter import KINDS, LANGUAGES, RULE_MAX_CHARS
 
 _REASON = {"maxlength": REASON_MAX_CHARS}
+_FILTER_LANGUAGES = {"*": _l("every language"), **LANGUAGE_NAMES}
+_KINDS = {"word": _l("word"), "pattern": _l("pattern")}
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=[(role, role) for role in ROLES])
-    reason = StringField("Reason", render_kw=_REASON)
+    role = SelectField(_l("Role"), choices=[(role, role) for role in ROLES])
+    reason = StringField(_l("Reason"), render_kw=_REASON)
 
 
 class FilterRuleForm(FlaskForm):
     language = SelectField(
-        "Language", choices=[(la, {"*": "every language"}.get(la, la)) for la in LANGUAGES]
+        _l("Language"), choices=[(la, _FILTER_LANGUAGES.get(la, la)) for la in LANGUAGES]
     )
-    kind = SelectField("Kind", choices=[(k, k) for k in KINDS])
-    value = StringField("Word or pattern", render_kw={"maxlength": RULE_MAX_CHARS})
+    kind = SelectField(_l("Kind"), choices=[(k, _KINDS.get(k, k)) for k in KINDS])
+    value = StringField(_l("Word or pattern"), render_kw={"maxlength": RULE_MAX_CHARS})
 
 
 class ReportForm(FlaskForm):
-    reason = TextAreaField("Why should a moderator look at this turn?", render_kw=_REASON)
+    reason = TextAreaField(_l("Why should a moderator look at this turn?"), render_kw=_REASON)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -28,7 +29,7 @@ def report_turn(turn_id: int, reporter: User, reason: Any) -> Report:
         turn.hidden or (turn.held and turn.author_id != reporter.id)
     )
     if turn is None or (hidden_from_reporter and not reporter.is_moderator):
-        raise NotFound(f"Turn {turn_id} does not exist.")
+        raise NotFound(_("Turn %(id)s does not exist.", id=turn_id))
     existing = _report_by(turn_id, reporter)
     if existing is not None and existing.status == "open":
         return existing

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -43,11 +44,11 @@ def dismiss_reports(turn_id: int, actor: User, reason: Any) -> int:
     require_moderator(actor)
     reason = clean_reason(reason)
     if db.session.get(Turn, turn_id) is None:
-        raise NotFound(f"Turn {turn_id} does not exist.")
+        raise NotFound(_("Turn %(id)s does not exist.", id=turn_id))
     closed = resolve_reports(turn_id, actor, "dismissed")
     if not closed:
         db.session.rollback()
-        raise Conflict("This turn has no open reports.", code="no_open_reports")
+        raise Conflict(_("This turn has no open reports."), code="no_open_reports")
     record(actor, "report.dismiss", "turn", turn_id, reason, reports_closed=closed)
     db.session.commit()
     return closed
@@ -60,7 +61,7 @@ def set_story_status(story_id: int, actor: User, status: str, reason: Any) -> St
     require_moderator(actor)
     reason = clean_reason(reason)
     if status not in ("open", "locked", "finished"):
-        raise Invalid("status must be open, locked or finished.", field="status")
+        raise Invalid(_("status must be open, locked or finished."), field="status")
     return relay.set_status(story_id, actor, status, reason=reason)
 
 
@@ -73,7 +74,7 @@ def delete_story(story_id: int, actor: User, reason: Any) -> None:
 def _user(user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None:
-        raise NotFound(f"User {user_id} does not exist.")
+        raise NotFound(_("User %(id)s does not exist.", id=user_id))
     return user
 
 
@@ -83,9 +84,9 @@ def suspend_user(user_id: int, actor: User, suspended: bool, reason: Any) -> Use
     reason = clean_reason(reason, required=suspended)
     user = _user(user_id)
     if user.id == actor.id:
-        raise Conflict("You cannot suspend yourself.", code="self_action")
+        raise Conflict(_("You cannot suspend yourself."), code="self_action")
     if user.is_admin and not actor.is_admin:
-        raise Forbidden("Only admins can suspend admins.")
+        raise Forbidden(_("Only admins can suspend admins."))
     user.is_suspended = suspended
     if suspended:
         user.session_version += 1
@@ -100,10 +101,13 @@ def set_role(user_id: int, actor: User, role: Any, reason: Any) -> User:
     require_admin(actor)
     reason = clean_reason(reason)
     if role not in ROLES:
-        raise Invalid(f"role must be one of: {', '.join(ROLES)}.", field="role")
+        raise Invalid(
+            _("%(field)s must be one of: %(choices)s.", field="role", choices=", ".join(ROLES)),
+            field="role",
+        )
     user = _user(user_id)
     if user.id == actor.id:
-        raise Conflict("You cannot change your own role.", code="self_action")
+        raise Conflict(_("You cannot change your own role."), code="self_action")
     record(actor, "user.role", "user", user.id, reason, old=user.role, new=role)
     user.role = role
     db.session.commit()
@@ -122,14 +126,14 @@ def add_filter_rule(actor: User, language: Any, kind: Any, value: Any) -> Filter
         )
     ).first()
     if duplicate is not None:
-        raise Conflict("That rule exists already.", code="duplicate_rule")
+        raise Conflict(_("That rule exists already."), code="duplicate_rule")
     rule = FilterRule(language=language, kind=kind, value=value)
     db.session.add(rule)
     try:
         db.session.flush()
     except IntegrityError:  # the same rule added a moment ago by a concurrent request
         db.session.rollback()
-        raise Conflict("That rule exists already.", code="duplicate_rule") from None
+        raise Conflict(_("That rule exists already."), code="duplicate_rule") from None
     record(
         actor, "filter.add", "filter_rule", rule.id, "", language=language, kind=kind, value=value
     )
@@ -141,7 +145,7 @@ def delete_filter_rule(actor: User, rule_id: int) -> None:
     require_admin(actor)
     rule = db.session.get(FilterRule, rule_id)
     if rule is None:
-        raise NotFound(f"Filter rule {rule_id} does not exist.")
+        raise NotFound(_("Filter rule %(id)s does not exist.", id=rule_id))
     record(
         actor,
         "filter.delete",

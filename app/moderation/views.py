@@ -22,14 +22,17 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.accounts.locale import ROLE_NAMES
 from app.errorpages import wants_json
 from app.errors import Forbidden, NotFound, RelayError, Unauthorized
 from app.extensions import db, login_manager
 from app.formerrors import attach_error
 from app.inputs import PAGE_MAX, arg_int, local_path
+from app.labels import status_label
 from app.moderation import lookup, queries, reports, service
 from app.moderation.forms import FilterRuleForm, ReportForm, RoleForm
 from app.stories.models import Turn
@@ -65,10 +68,10 @@ def guard() -> Response | None:
     roles = getattr(view, "allowed_roles", MODERATORS)
     if not current_user.is_authenticated:
         if wants_json():
-            raise Unauthorized("Sign in as a moderator.")
+            raise Unauthorized(_("Sign in as a moderator."))
         return login_manager.unauthorized()
     if current_user.role not in roles:
-        raise Forbidden("Admins only." if roles == ADMINS else "Moderators and admins only.")
+        raise Forbidden(_("Admins only.") if roles == ADMINS else _("Moderators and admins only."))
     return None
 
 
@@ -103,7 +106,7 @@ def hide_turn(turn_id: int) -> Response:
     reason = request.form.get("reason")
     return _act(
         lambda: service.hide_turn(turn_id, current_user, reason),
-        "The turn is hidden.",
+        _("The turn is hidden."),
         url_for("admin.queue"),
     )
 
@@ -114,7 +117,7 @@ def restore_turn(turn_id: int) -> Response:
     reason = request.form.get("reason")
     return _act(
         lambda: service.restore_turn(turn_id, current_user, reason),
-        "The turn is visible again.",
+        _("The turn is visible again."),
         url_for("admin.queue"),
     )
 
@@ -125,7 +128,7 @@ def dismiss_reports(turn_id: int) -> Response:
     reason = request.form.get("reason")
     return _act(
         lambda: service.dismiss_reports(turn_id, current_user, reason),
-        "The reports are dismissed.",
+        _("The reports are dismissed."),
         url_for("admin.queue"),
     )
 
@@ -147,7 +150,7 @@ def story_status(story_id: int) -> Response:
     status, reason = request.form.get("status", ""), request.form.get("reason")
     return _act(
         lambda: service.set_story_status(story_id, current_user, status, reason),
-        f"The story is {status}.",
+        _("The story is %(status)s.", status=status_label(status)),
         url_for("admin.stories"),
     )
 
@@ -158,7 +161,7 @@ def delete_story(story_id: int) -> Response:
     reason = request.form.get("reason")
     return _act(
         lambda: service.delete_story(story_id, current_user, reason),
-        "The story is deleted.",
+        _("The story is deleted."),
         url_for("admin.stories"),
     )
 
@@ -181,7 +184,7 @@ def suspend_user(user_id: int) -> Response:
     reason = request.form.get("reason")
     return _act(
         lambda: service.suspend_user(user_id, current_user, True, reason),
-        "The user is suspended.",
+        _("The user is suspended."),
         url_for("admin.users"),
     )
 
@@ -192,7 +195,7 @@ def unsuspend_user(user_id: int) -> Response:
     reason = request.form.get("reason")
     return _act(
         lambda: service.suspend_user(user_id, current_user, False, reason),
-        "The user may sign in again.",
+        _("The user may sign in again."),
         url_for("admin.users"),
     )
 
@@ -204,7 +207,7 @@ def set_role(user_id: int) -> Response:
     role, reason = request.form.get("role"), request.form.get("reason")
     return _act(
         lambda: service.set_role(user_id, current_user, role, reason),
-        f"The user is now a {role}.",
+        _("The user is now a %(role)s.", role=ROLE_NAMES.get(role, role)),
         url_for("admin.users"),
     )
 
@@ -253,7 +256,7 @@ def add_filter_rule() -> Response | tuple[str, int]:
         attach_error(form, exc)
         page = render_template("admin/filters.html", rules=lookup.filter_rules(), form=form)
         return page, exc.status
-    flash("The rule is added.", "success")
+    flash(_("The rule is added."), "success")
     return redirect(url_for("admin.filters"))
 
 
@@ -263,7 +266,7 @@ def delete_filter_rule(rule_id: int) -> Response:
     """Remove a word or pattern from the filter."""
     return _act(
         lambda: service.delete_filter_rule(current_user, rule_id),
-        "The rule is removed.",
+        _("The rule is removed."),
         url_for("admin.filters"),
     )
 
@@ -299,5 +302,5 @@ def _reportable(turn_id: int) -> Turn:
         or (not turn.hidden and (not turn.held or turn.author_id == current_user.id))
     )
     if not visible:
-        raise NotFound(f"Turn {turn_id} does not exist.")
+        raise NotFound(_("Turn %(id)s does not exist.", id=turn_id))
     return turn

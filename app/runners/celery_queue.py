@@ -31,6 +31,7 @@ import redis
 from celery import Celery, Task
 from celery.exceptions import Retry
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 
 from app.errors import Unavailable
 from app.stories.models import JobStatus
@@ -42,7 +43,7 @@ SWEEP_TASK = "relay.sweep"
 QUEUE_NAME = "relay.generation"
 SENT_KEY = "relay:job:{}:sent"
 RECLAIM_KEY = "relay:job:{}:reclaimed-from:{}"
-UNAVAILABLE_MESSAGE = (
+UNAVAILABLE_MESSAGE = _l(
     "The model service is unavailable right now. Your paragraph is saved; "
     "the model will answer when the service is back."
 )
@@ -111,7 +112,7 @@ class CeleryJobQueue:
         except Exception as exc:  # any broker trouble: the row is saved, the sweep resends it
             log.warning("could not send job %s to the workers: %s", job_id, exc)
             raise Unavailable(
-                UNAVAILABLE_MESSAGE, retry_after=15, code="generation_unavailable"
+                str(UNAVAILABLE_MESSAGE), retry_after=15, code="generation_unavailable"
             ) from exc
 
     def problem(self) -> str | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from flask_babel import gettext as _
+
 from app.stories.models import Story, Turn
 from app.stories.reads import visible_turns
 
@@ -30,7 +32,10 @@ def export_story(story: Story, fmt: str) -> tuple[str, str, str]:
     if fmt not in FORMATS:
         from app.errors import Invalid
 
-        raise Invalid(f"format must be one of: {', '.join(FORMATS)}.", field="format")
+        raise Invalid(
+            _("%(field)s must be one of: %(choices)s.", field="format", choices=", ".join(FORMATS)),
+            field="format",
+        )
     turns = visible_turns(story)
     text = _markdown(story, turns) if fmt == "md" else _plain(story, turns)
     return text, FORMATS[fmt], f"{_slug(story.title, story.id)}.{fmt}"

@@ -7,61 +7,103 @@ token and display the relay's messages next to the field they concern.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Optional
+from wtforms.validators import InputRequired, Optional, ValidationError
 
+from app.accounts.locale import current_locale
+from app.labels import language_label
+from app.stories import lengths
+from app.stories.models import LANGUAGES
 from app.stories.validation import PRESETS
 
-LANGUAGE_CHOICES = [("en", "English"), ("ko", "Korean · 한국어")]
+LANGUAGE_CHOICES = [("en", _l("English")), ("ko", _l("Korean · 한국어"))]
 POLICY_CHOICES = [
-    ("open", "Open — anyone signed in; never the same writer twice in a row"),
-    ("round_robin", "Round robin — participants take turns in the order they joined"),
+    ("open", _l("Open — anyone signed in may write the next paragraph, never twice in a row")),
+    ("round_robin", _l("Round robin — those who join take turns, in the order they joined")),
 ]
+# What each preset does to the prose (app/generation/sampling.py has the numbers).
 PRESET_LABELS = {
-    "careful": "Careful — steady and plain",
-    "balanced": "Balanced — the default",
-    "wild": "Wild — surprising, sometimes strange",
+    "careful": _l("Careful — stays close to what came before: plainer, more predictable prose"),
+    "balanced": _l("Balanced — some surprise, still on the story's thread (the usual choice)"),
+    "wild": _l("Wild — takes risks: unexpected words and turns, sometimes nonsense"),
 }
 
 
 class StoryForm(FlaskForm):
-    title = StringField("Title", validators=[InputRequired()])
-    language = SelectField("Language", choices=LANGUAGE_CHOICES, default="en")
+    title = StringField(_l("Title"), validators=[InputRequired()])
+    language = SelectField(_l("Language of the story"), choices=LANGUAGE_CHOICES, default="en")
     model = SelectField(
-        "Model",
+        _l("Model"),
         choices=[],
         default="",
-        description="The language's default model, or any model this server has configured.",
+        description=_l("Unless you pick another, the story's language chooses its model."),
     )
-    opening = TextAreaField("Opening passage", validators=[InputRequired()])
-    policy = RadioField("Turn policy", choices=POLICY_CHOICES, default="open")
+    opening = TextAreaField(
+        _l("Opening passage"),
+        validators=[InputRequired()],
+        description=_l(
+            "The story's first lines, yours alone: after them, writers add one paragraph "
+            "at a time and the model answers each paragraph with one of its own."
+        ),
+    )
+    policy = RadioField(_l("Who writes next"), choices=POLICY_CHOICES, default="open")
     preset = RadioField(
-        "Sampling", choices=[(p, PRESET_LABELS[p]) for p in PRESETS], default="balanced"
+        _l("How the model writes"),
+        choices=[(p, PRESET_LABELS[p]) for p in PRESETS],
+        default="balanced",
     )
-    max_new_tokens = IntegerField(
-        "Length of the model's turns (tokens)", validators=[Optional()], default=80
+    length_words = IntegerField(
+        _l("Length of the model's turns, in words"), validators=[Optional()]
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cfg = current_app.config
-        self.model.choices = [("", "Default for the language")] + [
-            (key, key) for key in sorted(cfg["RELAY_MODELS"])
-        ]
+        choices = lengths.model_choices()
+        # The language's own models are the default; others are offered by their names.
+        others = [(c.key, c.name) for c in choices if c.key not in LANGUAGES]
+        self.show_model = bool(others)
+        self.model.choices = [("", _("The language's own model"))] + others
         self.title.render_kw = {"maxlength": cfg["TITLE_MAX_CHARS"]}
         self.opening.render_kw = {"maxlength": cfg["OPENING_MAX_CHARS"], "rows": 8}
-        low, high = cfg["AI_TOKENS_MIN"], cfg["AI_TOKENS_MAX"]
-        self.max_new_tokens.render_kw = {"min": low, "max": high, "step": 1}
-        self.max_new_tokens.description = f"Between {low} and {high}."
-        if self.max_new_tokens.data is None and not self.is_submitted():
-            self.max_new_tokens.data = min(80, high)
+        if not self.is_submitted() and current_locale() in LANGUAGES:
+            self.language.data = current_locale()
+        language = self.language.data if self.language.data in LANGUAGES else "en"
+        low, default, high = lengths.word_bounds(language)
+        self.length_words.render_kw = {"min": low, "max": high, "step": 1}
+        self.length_words.description = _length_hint(language)
+        # The hint for each language, for static/js/forms.js to swap in when it changes.
+        hints = {code: _length_hint(code) for code in LANGUAGES}
+        self.length_words.render_kw["data-hints"] = json.dumps(hints, ensure_ascii=False)
+        if self.length_words.data is None and not self.is_submitted():
+            self.length_words.data = default
+
+    def validate_length_words(self, field: IntegerField) -> None:
+        """Within the token limits, converted with the chosen model's measured figure."""
+        if field.data is None:
+            return
+        low, _default, high = lengths.word_bounds(self.language.data, self.model.data or None)
+        if not low <= field.data <= high:
+            raise ValidationError(
+                _("Between about %(low)s and %(high)s words for this model.", low=low, high=high)
+            )
 
     def relay_data(self) -> dict[str, Any]:
-        """The fields as app.stories.relay.create_story takes them."""
+        """The fields as app.stories.relay.create_story takes them (the length in tokens)."""
+        tokens = None
+        if self.length_words.data is not None:
+            cfg = current_app.config
+            asked = lengths.tokens_for_words(
+                self.length_words.data, self.language.data, self.model.data or None
+            )
+            tokens = min(max(asked, cfg["AI_TOKENS_MIN"]), cfg["AI_TOKENS_MAX"])
         return {
             "title": self.title.data,
             "language": self.language.data,
@@ -69,12 +111,24 @@ class StoryForm(FlaskForm):
             "opening": self.opening.data,
             "policy": self.policy.data,
             "preset": self.preset.data,
-            "max_new_tokens": self.max_new_tokens.data,
+            "max_new_tokens": tokens,
         }
 
 
+def _length_hint(language: str) -> str:
+    low, default, high = lengths.word_bounds(language)
+    return _(
+        "About %(default)s words make a short paragraph; %(language)s stories allow about "
+        "%(low)s to %(high)s.",
+        default=default,
+        language=language_label(language),
+        low=low,
+        high=high,
+    )
+
+
 class TurnForm(FlaskForm):
-    text = TextAreaField("Your paragraph")
+    text = TextAreaField(_l("Your paragraph"))
     expected_position = HiddenField()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -14,6 +14,7 @@ double delivery never doubles a turn (complete_job is idempotent).
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.accounts.models import utcnow
@@ -188,7 +189,7 @@ def retry_job(job_id: int) -> GenerationJob:
     and nothing else is pending; a running one is requeued. Conflict otherwise."""
     job = _locked(job_id)
     if job is None:
-        raise NotFound(f"No job {job_id}.")
+        raise NotFound(_("No job %(id)s.", id=job_id))
     story = db.session.get(Story, job.story_id)
     if job.status == JobStatus.RUNNING:
         _move(job, JobStatus.QUEUED)
@@ -196,12 +197,14 @@ def retry_job(job_id: int) -> GenerationJob:
         latest = job.reply_to is not None and job.reply_to.position == story.last_position
         if not latest or pending_job(story) is not None:
             db.session.rollback()
-            raise Conflict(f"Job {job_id} cannot be retried: the story has moved on.")
+            raise Conflict(_("Job %(id)s cannot be retried: the story has moved on.", id=job_id))
         _move(job, JobStatus.QUEUED)
         job.attempts, job.error = 0, None
     elif job.status == JobStatus.DONE:
         db.session.rollback()
-        raise Conflict(f"Job {job_id} is done; regenerate the turn instead.", code="job_done")
+        raise Conflict(
+            _("Job %(id)s is done; regenerate the turn instead.", id=job_id), code="job_done"
+        )
     db.session.commit()
     publish(story.id, "generation_queued", job=job_dict(job))
     return job

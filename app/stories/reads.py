@@ -9,6 +9,7 @@ moderators; counts and paragraph numbers count what readers see.
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -22,7 +23,7 @@ from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story
 def get_story(story_id: int) -> Story:
     story = db.session.get(Story, story_id)
     if story is None:
-        raise NotFound(f"Story {story_id} does not exist.")
+        raise NotFound(_("Story %(id)s does not exist.", id=story_id))
     return story
 
 
@@ -34,7 +35,7 @@ def lock_story(story_id: int) -> Story:
     ).scalar_one_or_none()
     if story is None:
         db.session.rollback()
-        raise NotFound(f"Story {story_id} does not exist.")
+        raise NotFound(_("Story %(id)s does not exist.", id=story_id))
     return story
 
 
@@ -88,7 +89,7 @@ def turn_at(story: Story, position: int) -> Turn:
         select(Turn).where(Turn.story_id == story.id, Turn.position == position)
     ).first()
     if turn is None:
-        raise NotFound(f"Story {story.id} has no turn {position}.")
+        raise NotFound(_("Story %(id)s has no turn %(position)s.", id=story.id, position=position))
     return turn
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from app.accounts.models import User, utcnow
 from app.errors import Conflict, Invalid, NotFound, Unavailable
@@ -54,8 +55,8 @@ def update_story(story_id: int, actor: User, data: dict[str, Any]) -> Story:
     rules.require_manager(story, actor)
     if fields.get("language", story.language) != story.language:
         db.session.rollback()
-        raise Invalid("A story's language cannot change after it starts: its model writes in it.",
-                      field="language")  # fmt: skip
+        message = _("A story's language cannot change after it starts: its model writes in it.")
+        raise Invalid(message, field="language")
     for key, value in fields.items():
         setattr(story, key, value)
     story.updated_at = utcnow()
@@ -128,7 +129,10 @@ def append_human_turn(
     hold = hit is not None and current_app.config["FILTER_HUMAN_ACTION"] == "hold"
     if hit is not None and not hold:
         raise Invalid(
-            f"Your paragraph contains {hit.matched!r}, which this site does not allow.",
+            _(
+                "Your paragraph contains %(word)r, which this site does not allow.",
+                word=hit.matched,
+            ),
             code="content_rejected",
             field="text",
         )
@@ -187,7 +191,7 @@ def set_hidden(turn_id: int, actor: User, hidden: bool, reason: str) -> Turn:
     rules.require_moderator(actor)
     found = db.session.get(Turn, turn_id)
     if found is None:
-        raise NotFound(f"Turn {turn_id} does not exist.")
+        raise NotFound(_("Turn %(id)s does not exist.", id=turn_id))
     story = lock_story(found.story_id)
     turn = db.session.get(Turn, turn_id)
     job, withdrawn = None, []
@@ -233,8 +237,11 @@ def _refuse_second_answer(turn: Turn) -> None:
     ).first()
     if other is not None:
         raise Conflict(
-            f"The paragraph this answers already has a visible answer (turn at position "
-            f"{other}); hide that one first.",
+            _(
+                "The paragraph this answers already has a visible answer (turn at position "
+                "%(position)s); hide that one first.",
+                position=other,
+            ),
             code="already_answered",
         )
 

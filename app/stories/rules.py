@@ -22,6 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, select
 
 from app.accounts.models import User
@@ -45,19 +47,19 @@ from app.stories.serialize import job_dict, turn_dicts
 
 def require_writer(user: User | None) -> None:
     if user is None or not user.is_authenticated:
-        raise Forbidden("Sign in to write.", code="unauthorized")
+        raise Forbidden(_("Sign in to write."), code="unauthorized")
     if user.is_suspended:
-        raise Forbidden("Your account is suspended.", code="suspended")
+        raise Forbidden(_("Your account is suspended."), code="suspended")
 
 
 def require_moderator(user: User) -> None:
     if not user.is_moderator:
-        raise Forbidden("Moderators only.")
+        raise Forbidden(_("Moderators only."))
 
 
 def require_admin(user: User) -> None:
     if not user.is_admin:
-        raise Forbidden("Admins only.")
+        raise Forbidden(_("Admins only."))
 
 
 def can_manage(story: Story, user: User | None) -> bool:
@@ -68,7 +70,7 @@ def can_manage(story: Story, user: User | None) -> bool:
 def require_manager(story: Story, user: User) -> None:
     if not can_manage(story, user):
         db.session.rollback()
-        raise Forbidden("Only the story's owner or a moderator can do that.")
+        raise Forbidden(_("Only the story's owner or a moderator can do that."))
 
 
 def expected_position(value: Any) -> int:
@@ -76,9 +78,9 @@ def expected_position(value: Any) -> int:
     if isinstance(value, str):
         number = decimal(value)
     if number is None:
-        raise Invalid("expected_position must be an integer.", field="expected_position")
+        raise Invalid(_("expected_position must be an integer."), field="expected_position")
     if number < 0:
-        raise Invalid("expected_position must be 0 or more.", field="expected_position")
+        raise Invalid(_("expected_position must be 0 or more."), field="expected_position")
     return number
 
 
@@ -108,7 +110,10 @@ def may_write(story: Story, user: User | None) -> bool:
 
 def check_open(story: Story) -> None:
     if story.status != "open":
-        raise Conflict(f"The story is {story.status}.", code=f"story_{story.status}")
+        message = (
+            _("The story is locked.") if story.status == "locked" else _("The story is finished.")
+        )
+        raise Conflict(message, code=f"story_{story.status}")
 
 
 def check_position(story: Story, expected: int) -> None:
@@ -118,13 +123,18 @@ def check_position(story: Story, expected: int) -> None:
     if expected < story.last_position:  # counted as readers count: visible paragraphs
         new = len(missed)
         message = (
-            f"The story moved on: {new} new paragraph{'s' if new != 1 else ''} since you "
-            "looked (shown now). Read them, then send yours again."
+            ngettext(
+                "The story moved on: %(num)d new paragraph since you looked (shown now). "
+                "Read them, then send yours again.",
+                "The story moved on: %(num)d new paragraphs since you looked (shown now). "
+                "Read them, then send yours again.",
+                new,
+            )
             if new
-            else "The story changed since you looked. Send your paragraph again."
+            else _("The story changed since you looked. Send your paragraph again.")
         )
     else:
-        message = "The story is not that long: reload it and send your paragraph again."
+        message = _("The story is not that long: reload it and send your paragraph again.")
     raise Conflict(message, code="stale_position", last_position=story.last_position, missed=missed)
 
 
@@ -132,12 +142,12 @@ def check_not_waiting(story: Story) -> None:
     """No human turn while a moderator reviews the last paragraph or the model writes."""
     if awaiting_review(story):
         raise Conflict(
-            "The last paragraph is waiting for a moderator's review.", code="awaiting_review"
+            _("The last paragraph is waiting for a moderator's review."), code="awaiting_review"
         )
     job = pending_job(story)
     if job is not None:
         raise Conflict(
-            "The model is still writing its turn; wait for it to finish.",
+            _("The model is still writing its turn; wait for it to finish."),
             code="generation_pending",
             job=job_dict(job),
         )
@@ -146,19 +156,21 @@ def check_not_waiting(story: Story) -> None:
 def check_turn_order(story: Story, user: User) -> None:
     if story.policy == "round_robin":
         if participant(story, user) is None:
-            raise Conflict("Join this story to take part in its round.", code="not_a_participant")
+            raise Conflict(
+                _("Join this story to take part in its round."), code="not_a_participant"
+            )
         if next_writer_id(story) != user.id:
-            raise Conflict("It is another participant's turn.", code="not_your_turn")
+            raise Conflict(_("It is another participant's turn."), code="not_your_turn")
         return
     if last_human_author(story) == user.id:
         raise Conflict(
-            "You wrote the last paragraph; let someone else go next.", code="not_your_turn"
+            _("You wrote the last paragraph; let someone else go next."), code="not_your_turn"
         )
 
 
 def check_room(story: Story) -> None:
     if story.last_position + 2 > current_app.config["TURNS_PER_STORY_MAX"]:
-        raise Conflict("This story has reached its turn limit.", code="story_full")
+        raise Conflict(_("This story has reached its turn limit."), code="story_full")
 
 
 def check_queue_room() -> None:
@@ -167,7 +179,7 @@ def check_queue_room() -> None:
     )
     if queued >= current_app.config["QUEUE_MAX"]:
         raise Unavailable(
-            "The model is busy; try again shortly.", retry_after=10, code="queue_full"
+            _("The model is busy; try again shortly."), retry_after=10, code="queue_full"
         )
 
 
@@ -178,12 +190,12 @@ def check_regenerable(story: Story, position: int, user: User) -> tuple[Turn, Tu
     check_not_waiting(story)
     turn = turn_at(story, position)
     if turn.position != story.last_position or turn.hidden or turn.held:
-        raise Conflict("Only the latest turn can be regenerated.", code="not_latest")
+        raise Conflict(_("Only the latest turn can be regenerated."), code="not_latest")
     human = turn if turn.kind == "human" else db.session.get(Turn, turn.reply_to_id)
     if human is None or (human.author_id != user.id and not user.is_moderator):
-        raise Forbidden("Only the writer of the paragraph it answers can regenerate it.")
+        raise Forbidden(_("Only the writer of the paragraph it answers can regenerate it."))
     if turn.kind == "human" and not _answer_failed(story, turn):
-        raise Conflict("This paragraph has no failed answer to retry.", code="not_failed")
+        raise Conflict(_("This paragraph has no failed answer to retry."), code="not_failed")
     return turn, human
 
 

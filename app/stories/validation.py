@@ -11,8 +11,10 @@ import unicodedata
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from app.errors import Conflict, Invalid
+from app.labels import language_label
 from app.stories.models import LANGUAGES, POLICIES
 
 PRESETS = ("careful", "balanced", "wild")
@@ -36,15 +38,20 @@ def clean_text(value: Any, field: str, max_chars: int, required: bool = True) ->
     if value is None and not required:
         return ""
     if not isinstance(value, str):
-        raise Invalid(f"{field} must be a string.", field=field)
+        raise Invalid(_("%(field)s must be a string.", field=field), field=field)
     text = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
     text = _BLANK_RUNS.sub("\n\n", _SPACE_RUNS.sub("\n", text)).strip()
     if required and not text:
-        raise Invalid(f"{field} must not be empty.", field=field)
+        raise Invalid(_("%(field)s must not be empty.", field=field), field=field)
     if len(text) > max_chars:
         raise Invalid(
-            f"{field} is {len(text)} characters; the limit is {max_chars}.",
+            _(
+                "%(field)s is %(length)s characters; the limit is %(limit)s.",
+                field=field,
+                length=len(text),
+                limit=max_chars,
+            ),
             field=field,
             limit=max_chars,
         )
@@ -55,7 +62,7 @@ def clean_title(value: Any, max_chars: int) -> str:
     """A title is one line with something visible in it (not only zero-width characters)."""
     title = " ".join(clean_text(value, "title", max_chars).split())
     if not _VISIBLE.search(title):
-        raise Invalid("title must have visible characters.", field="title")
+        raise Invalid(_("title must have visible characters."), field="title")
     return title
 
 
@@ -63,7 +70,10 @@ def choice(value: Any, field: str, options: tuple[str, ...], default: str | None
     if value in (None, "") and default is not None:
         return default
     if not isinstance(value, str) or value not in options:
-        raise Invalid(f"{field} must be one of: {', '.join(options)}.", field=field)
+        raise Invalid(
+            _("%(field)s must be one of: %(choices)s.", field=field, choices=", ".join(options)),
+            field=field,
+        )
     return value
 
 
@@ -71,15 +81,18 @@ def bounded_int(value: Any, field: str, low: int, high: int, default: int) -> in
     if value in (None, ""):
         return default
     if isinstance(value, bool):
-        raise Invalid(f"{field} must be an integer.", field=field)
+        raise Invalid(_("%(field)s must be an integer.", field=field), field=field)
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity, 1e400
-        raise Invalid(f"{field} must be an integer.", field=field) from None
+        raise Invalid(_("%(field)s must be an integer.", field=field), field=field) from None
     if isinstance(value, float) and value != number:
-        raise Invalid(f"{field} must be an integer.", field=field)
+        raise Invalid(_("%(field)s must be an integer.", field=field), field=field)
     if not low <= number <= high:
-        raise Invalid(f"{field} must be between {low} and {high}.", field=field)
+        raise Invalid(
+            _("%(field)s must be between %(low)s and %(high)s.", field=field, low=low, high=high),
+            field=field,
+        )
     return number
 
 
@@ -89,25 +102,32 @@ def model_for(language: str, model_key: Any) -> str:
     if model_key in (None, ""):
         if language not in registry:
             raise Conflict(
-                f"No default model is configured for {language!r}; pick one of GET /models.",
+                _(
+                    "No default model is configured for %(language)r; pick one of GET /models.",
+                    language=language,
+                ),
                 code="no_default_model",
                 field="model",
             )
         return language
     if not isinstance(model_key, str) or model_key not in registry:
-        raise Invalid(f"Unknown model; configured: {', '.join(sorted(registry))}.", field="model")
+        raise Invalid(
+            _("Unknown model; configured: %(models)s.", models=", ".join(sorted(registry))),
+            field="model",
+        )
     writes = model_language(model_key)
     if writes is not None and writes != language:  # the registry's setting, not a typo: 409
         raise Conflict(
-            f"The model {model_key!r} writes {LANGUAGE_NAMES.get(writes, writes)}; "
-            f"pick a model for {LANGUAGE_NAMES.get(language, language)} stories.",
+            _(
+                "The model %(model)r writes %(writes)s; pick a model for %(language)s stories.",
+                model=model_key,
+                writes=language_label(writes),
+                language=language_label(language),
+            ),
             code="model_language",
             field="model",
         )
     return model_key
-
-
-LANGUAGE_NAMES = {"en": "English", "ko": "Korean"}
 
 
 def model_language(model_key: str) -> str | None:
@@ -144,5 +164,5 @@ def story_fields(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     if not partial:
         out["model_key"] = model_for(out["language"], data.get("model"))
     elif "model" in data:
-        raise Invalid("A story's model cannot be changed after it starts.", field="model")
+        raise Invalid(_("A story's model cannot be changed after it starts."), field="model")
     return out

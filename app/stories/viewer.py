@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
+
 from app.accounts.models import User
 from app.extensions import db
 from app.stories import rules
@@ -48,21 +50,25 @@ def story_state(story: Story, user: User | None) -> dict[str, Any]:
 def whose_turn(story: Story, user: User | None, pending: bool, awaiting: bool) -> str:
     """One sentence saying who writes next."""
     if story.status != "open":
-        return f"This story is {story.status}; it takes no more turns."
+        if story.status == "locked":
+            return _("This story is locked; it takes no more turns.")
+        return _("This story is finished; it takes no more turns.")
     if pending:
-        return "The model is writing its turn…"
+        return _("The model is writing its turn…")
     if awaiting:
-        return "The last paragraph is waiting for a moderator's review."
+        return _("The last paragraph is waiting for a moderator's review.")
     if user is None:
-        return "Sign in to write the next paragraph."
+        return _("Sign in to write the next paragraph.")
     if story.policy == "round_robin":
         if participant(story, user) is None:
-            return "Join this story to take part in its round."
+            return _("Join this story to take part in its round.")
         next_id = next_writer_id(story)
         if next_id == user.id:
-            return "It is your turn."
+            return _("It is your turn.")
         writer = db.session.get(User, next_id) if next_id else None
-        return f"It is {writer.username}'s turn." if writer else "Waiting for the next writer."
+        if writer is None:
+            return _("Waiting for the next writer.")
+        return _("It is %(name)s's turn.", name=writer.username)
     if last_human_author(story) == user.id:
-        return "You wrote the last paragraph; someone else goes next."
-    return "Anyone signed in may write the next paragraph."
+        return _("You wrote the last paragraph; someone else goes next.")
+    return _("Anyone signed in may write the next paragraph.")

@@ -22,6 +22,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
@@ -69,10 +70,10 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_authenticated:
             if wants_json():
-                raise Unauthorized("Sign in to write.")
+                raise Unauthorized(_("Sign in to write."))
             if request.method == "POST" and "story_id" in kwargs:
                 # Come back to the story page, not to a URL that only takes POSTs.
-                flash(login_manager.login_message)
+                flash(str(login_manager.login_message))
                 target = url_for("stories.show", story_id=kwargs["story_id"])
                 return redirect(url_for("accounts.login", next=target))
             return login_manager.unauthorized()
@@ -145,7 +146,7 @@ def events(story_id: int) -> Response:
 def export(story_id: int, fmt: str) -> Response:
     """Download the story as plain text (.txt) or Markdown (.md), every turn credited."""
     if fmt not in ("txt", "md"):
-        raise Invalid("Export as .txt or .md.", field="format")
+        raise Invalid(_("Export as .txt or .md."), field="format")
     text, mimetype, filename = export_story(reads.get_story(story_id), fmt)
     response = current_app.response_class(text, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -166,7 +167,7 @@ def new() -> Response | tuple[str, int] | str:
         except RelayError as exc:
             attach_error(form, exc)
             return render_template("stories/new.html", form=form), exc.status
-        flash("Your story has begun. Write the first paragraph, or wait for others.", "success")
+        flash(_("Your story has begun. Write the first paragraph, or wait for others."), "success")
         return redirect(url_for("stories.show", story_id=story.id))
     status = 422 if form.is_submitted() else 200
     return render_template("stories/new.html", form=form), status
@@ -190,7 +191,7 @@ def add_turn(story_id: int) -> Response | tuple[Any, int] | str:
     if wants_json():
         return jsonify({"turn": turn_dict(turn), "job": job_dict(job) if job else None}), 201
     if job is None:
-        flash("Your paragraph is waiting for a moderator's review before the story goes on.")
+        flash(_("Your paragraph is waiting for a moderator's review before the story goes on."))
     return redirect(url_for("stories.show", story_id=story_id, _anchor=f"turn-{turn.position}"))
 
 
@@ -220,7 +221,7 @@ def join(story_id: int) -> Response:
     except RelayError as exc:
         flash(exc.message, "error")
     else:
-        flash("You joined this story.", "success")
+        flash(_("You joined this story."), "success")
     return redirect(url_for("stories.show", story_id=story_id))
 
 

@@ -18,12 +18,26 @@
   const genError = document.getElementById("generation-error");
   const regenForm = document.getElementById("regenerate-form");
   const liveStatus = document.getElementById("live-status");
+  const announcer = document.getElementById("turn-announcer");
   const seesHidden = story.dataset.seesHidden === "true";
   const me = story.dataset.me || "";
   let lastPosition = Number(story.dataset.lastPosition) || 0;
   const STALL_MS = 10000;
   let canWrite = submit ? !submit.disabled : false;
   let posting = false;
+
+  // --- words: the page's language, from the server (templates' translations) ---
+
+  const STRINGS = JSON.parse((document.getElementById("story-strings") || {}).textContent || "{}");
+  const pageLang = document.documentElement.lang || "en";
+
+  // t("failed", {error}) fills the {error} in the translated sentence.
+  function t(key, values) {
+    const text = STRINGS[key] || key;
+    return text.replace(/\{(\w+)\}/g, (whole, name) =>
+      values && values[name] !== undefined ? String(values[name]) : whole,
+    );
+  }
 
   // --- building turns (textContent only) ------------------------------------
 
@@ -36,7 +50,7 @@
 
   function creditNode(who, where) {
     const credit = el("p", "credit");
-    credit.lang = "en";
+    credit.lang = pageLang;
     credit.append(el("span", "credit-who", who), " ", el("span", "credit-pos", where));
     return credit;
   }
@@ -51,15 +65,17 @@
     if (turn.reply_to_id) node.dataset.replyTo = String(turn.reply_to_id);
     // §n counts visible paragraphs (turn.number); position stays the turn's identity.
     const number = turn.number ? `§${Number(turn.number)}` : "§–";
-    const credit = creditNode(turn.kind === "ai" ? "✦ model" : turn.credit || turn.author || "", number);
-    credit.title = `${turn.number ? `Paragraph ${turn.number}` : "Not shown to readers"}, ${turn.credit || ""}`;
+    const credit = creditNode(turn.kind === "ai" ? t("model") : turn.credit || turn.author || "", number);
+    credit.title = `${turn.number ? t("paragraph", { number: turn.number }) : t("notShown")}, ${turn.credit || ""}`;
     if (turn.number) node.dataset.number = String(turn.number);
     node.append(credit, el("div", "turn-text", turn.text));
     if (turn.hidden) markHidden(node, turn.hidden_reason);
     else if (turn.held) {
       node.classList.add("turn-held");
-      const reason = seesHidden && turn.held_reason ? ` (${turn.held_reason})` : "";
-      node.append(el("p", "hidden-reason", `Waiting for a moderator's review${reason}.`));
+      const held = seesHidden && turn.held_reason ? t("heldReason", { reason: turn.held_reason }) : t("held");
+      const note = el("p", "hidden-reason", held);
+      note.lang = pageLang;
+      node.append(note);
     }
     if (me && !turn.hidden && story.dataset.reportUrl) node.append(reportTools(turn));
     return node;
@@ -68,9 +84,10 @@
   // The same "Report" link as templates/stories/_turn.html, for turns that arrive live.
   function reportTools(turn) {
     const tools = el("p", "turn-tools");
-    const link = el("a", "report-link", "Report");
-    const who = turn.kind === "ai" ? "the model" : turn.credit || turn.author || "";
-    link.setAttribute("aria-label", `Report §${turn.number || turn.position}, ${who}`);
+    tools.lang = pageLang;
+    const link = el("a", "report-link", t("report"));
+    const who = turn.kind === "ai" ? t("theModel") : turn.credit || turn.author || "";
+    link.setAttribute("aria-label", t("reportLabel", { number: turn.number || turn.position, who }));
     link.href = story.dataset.reportUrl.replace(/\/0\/report$/, `/${Number(turn.id)}/report`);
     link.rel = "nofollow";
     tools.append(link);
@@ -96,9 +113,10 @@
     let note = node.querySelector(".hidden-reason");
     if (!note) {
       note = el("p", "hidden-reason");
+      note.lang = pageLang;
       node.append(note);
     }
-    note.textContent = `Hidden: ${reason || "no reason given"}`;
+    note.textContent = t("hidden", { reason: reason || t("noReason") });
   }
 
   function findTurn(position) {
@@ -131,7 +149,7 @@
     if (!node) {
       node = el("article", "turn turn-ai turn-pending");
       node.setAttribute("aria-busy", "true");
-      node.append(creditNode("✦ model", "writing…"), el("div", "turn-text"));
+      node.append(creditNode(t("model"), t("writing")), el("div", "turn-text"));
       turns.append(node);
     }
     if (jobId) node.dataset.jobId = String(jobId);
@@ -174,7 +192,7 @@
       showTurnError("");
     }
     showGenerationError(
-      state.failed_job ? `The model could not write its turn: ${state.failed_job.error || "unknown error"}` : "",
+      state.failed_job ? t("failed", { error: state.failed_job.error || t("unknownError") }) : "",
     );
     if (regenForm) {
       const position = state.regenerate_position;
@@ -229,7 +247,11 @@
       const turn = event.turn;
       if (!turn) return;
       if (turn.kind === "ai") clearPending();
-      placeTurn(turn);
+      const placed = placeTurn(turn);
+      // Screen readers hear that the model's paragraph is there (the text itself is not read out).
+      if (turn.kind === "ai" && placed && turn.number && announcer) {
+        announcer.textContent = t("modelAdded", { number: turn.number });
+      }
       sawPosition(turn.position);
       if (turn.kind === "human" && event.job && !turn.held) {
         showGenerationError("");
@@ -255,7 +277,7 @@
     generation_failed(event) {
       clearPending();
       const error = event.job && event.job.error;
-      showGenerationError(`The model could not write its turn: ${error || "unknown error"}`);
+      showGenerationError(t("failed", { error: error || t("unknownError") }));
       refreshState();
     },
     turn_hidden(event) {
@@ -329,7 +351,7 @@
     };
     source.onerror = () => {
       story.dataset.connected = "false";
-      if (liveStatus) liveStatus.textContent = "Live updates paused; reconnecting…";
+      if (liveStatus) liveStatus.textContent = t("reconnecting");
     };
     source.onmessage = (message) => {
       try {
@@ -370,7 +392,7 @@
     try {
       data = await response.json();
     } catch (_) {
-      data = { error: { message: `The server answered ${response.status}.` } };
+      data = { error: { message: t("serverAnswered", { status: response.status }) } };
     }
     return { ok: response.ok, status: response.status, data };
   }
@@ -391,7 +413,7 @@
           return;
         }
         const error = data.error || {};
-        showTurnError(error.message || "That did not work; your text is still here.");
+        showTurnError(error.message || t("didNotWork"));
         // A conflict (lost a race, the model was writing, not your turn) passes once the
         // story moves on and the server says this writer may write: then the red goes.
         conflictShown = error.code !== undefined && CONFLICTS.has(error.code);
@@ -401,7 +423,7 @@
         if (error.last_position !== undefined) sawPosition(error.last_position);
         refreshState();
       })
-      .catch(() => showTurnError("Could not reach the server; your text is still here."))
+      .catch(() => showTurnError(t("unreachable")))
       .finally(() => {
         posting = false;
         setCanWrite(canWrite);
@@ -413,7 +435,7 @@
     regenForm.hidden = true;
     post(regenForm.action, new FormData(regenForm)).then(({ ok, data }) => {
       if (!ok) {
-        showTurnError((data.error && data.error.message) || "Could not regenerate.");
+        showTurnError((data.error && data.error.message) || t("cannotRegenerate"));
         refreshState();
         return;
       }

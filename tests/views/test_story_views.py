@@ -18,7 +18,7 @@ GOOD_STORY = {
     "opening": "The keeper wrote to the sea.",
     "policy": "open",
     "preset": "balanced",
-    "max_new_tokens": "60",
+    "length_words": "45",
 }
 
 
@@ -77,13 +77,19 @@ def test_anonymous_turn_post_goes_to_login_and_back(app, client, factory):
 
 
 def test_new_story_created(app, client, browser):
-    """Does a good form create the story with the language's default model and open it?"""
+    """Does a good form create the story with the language's default model and open it, its
+    length in words turned into the model's tokens?"""
+    from app.stories.lengths import tokens_for_words
+
     browser.register("alice")
     response = client.post("/stories/new", data=GOOD_STORY)
     assert response.status_code == 302
     with app.app_context():
         story = db.session.scalars(select(Story)).one()
-        assert (story.title, story.model_key, story.max_new_tokens) == ("The Lighthouse", "en", 60)
+        tokens = tokens_for_words(45, "en")
+        assert (story.title, story.model_key) == ("The Lighthouse", "en")
+        assert story.max_new_tokens == tokens
+    assert tokens == round(45 * 5.39 / 4.0)  # the tiny model has no eval.json: typical figures
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "The keeper wrote to the sea." in page
 
@@ -95,8 +101,8 @@ def test_new_story_bad_input_shows_message_and_stores_nothing(app, client, brows
         ({"title": "   "}, "Title must not be empty."),
         ({"title": "x" * 121}, "the limit is 120"),
         ({"opening": ""}, "This field is required."),
-        ({"max_new_tokens": "5000"}, "turns (tokens) must be between 16 and 200."),
-        ({"max_new_tokens": "lots"}, "Not a valid integer value."),
+        ({"length_words": "5000"}, "Between about 12 and 148 words for this model."),
+        ({"length_words": "lots"}, "Not a valid integer value."),
         ({"model": "gpt-17"}, "Not a valid choice."),
         ({"language": "fr"}, "Not a valid choice."),
         ({"policy": "anarchy"}, "Not a valid choice."),
