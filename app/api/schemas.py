@@ -85,8 +85,10 @@ def _story_fields(cfg: Any) -> dict[str, Any]:
             "type": "integer",
             "minimum": cfg["AI_TOKENS_MIN"],
             "maximum": cfg["AI_TOKENS_MAX"],
-            "description": "Length of the model's turns in tokens (about 0.75 English words "
-            "or 1.5 Korean syllables each on the shipped models)",
+            "description": "Length of the model's turns in tokens, not words: on the shipped "
+            "models a token is about 0.72 English words (3.9 characters) or 0.44 Korean words "
+            "(1.8 characters), as `flask model eval` measured; the new-story page asks for "
+            "words and converts them with the chosen model's measured figure",
         },
     }
 

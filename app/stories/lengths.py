@@ -11,6 +11,7 @@ eojeol). Unmeasured models use a typical figure for their language.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import current_app
 
@@ -34,17 +35,14 @@ class ModelChoice:
 
 def model_choices() -> list[ModelChoice]:
     """Every configured model, named by its card (or the registry's name, or its key)."""
-    from app.generation.registry import ModelRegistry
+    from app.generation.registry import is_local_source
 
-    registry = current_app.extensions.get("relay.registry") or ModelRegistry.from_config(
-        current_app.config
-    )
-    named = {info["key"]: info.get("name") for info in registry.describe()}
     choices = []
     for key, source in sorted(current_app.config["RELAY_MODELS"].items()):
         info = model_info(source)
-        name = info.card_name or named.get(key) or key
-        choices.append(ModelChoice(key, name, info.chars_per_token))
+        # The registry's display name: the folder's name, or the hub id (as GET /models).
+        listed = Path(source).name if is_local_source(source) else source
+        choices.append(ModelChoice(key, info.card_name or listed or key, info.chars_per_token))
     return choices
 
 

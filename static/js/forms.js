@@ -18,3 +18,15 @@
     update();
   }
 })();
+
+// The new-story form: the length hint names the chosen language's range of words.
+(() => {
+  const length = document.querySelector("input[data-hints]");
+  const language = document.getElementById("language");
+  if (!length || !language) return;
+  const hints = JSON.parse(length.dataset.hints || "{}");
+  const hint = document.getElementById(`${length.id}-hint`);
+  language.addEventListener("change", () => {
+    if (hint && hints[language.value]) hint.textContent = hints[language.value];
+  });
+})();

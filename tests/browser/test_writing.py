@@ -37,7 +37,7 @@ def start_story(page: Any, base: str, title: str, opening: str) -> str:
     page.goto(f"{base}/stories/new")
     page.get_by_label("Title").fill(title)
     page.get_by_label("Opening passage").fill(opening)
-    page.get_by_label("Length of the model's turns (tokens)").fill("24")
+    page.get_by_label("Length of the model's turns, in words").fill("18")  # ~24 tokens
     page.get_by_role("button", name="Begin the story").click()
     expect(page.locator("#story-title")).to_have_text(title)
     return page.url
