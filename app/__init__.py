@@ -37,8 +37,10 @@ def create_app(config: Any = None) -> Flask:
     init_locale(app)
 
     from app.database import configure_engine
+    from app.stories.revision import track_revisions
 
     configure_engine(app)
+    track_revisions()
 
     from app.accounts.auth import init_auth
     from app.errorpages import init_error_handlers

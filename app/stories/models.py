@@ -55,6 +55,9 @@ class Story(db.Model):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     # Number of turns ever appended (hidden ones included): positions run 1..last_position.
     last_position: Mapped[int] = mapped_column(default=0)
+    # Bumped with every change a reader of the story could see (app/stories/revision.py):
+    # the story's ETags are made from it.
+    revision: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
