@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_restx import Model, SchemaModel, fields, marshal
 from flask_restx.utils import unpack
+from werkzeug.wrappers import Response
 
 from app.api.common import json_body
 from app.errors import Invalid
@@ -170,19 +171,32 @@ _RULES = {
 }
 
 
-def returns(ns: Any, model: Model, code: int = 200, description: str = "") -> Any:
+class Marshalled(dict):
+    """An answer already marshalled with its model (say one kept in a cache): `returns`
+    sends it as it is instead of marshalling it again."""
+
+
+def marshalled(data: Any, model: Model) -> Marshalled:
+    return Marshalled(marshal(data, model))
+
+
+def returns(ns: Any, model: Model, code: int = 200, description: str = "", **doc: Any) -> Any:
     """Document `model` as the answer with `code` and marshal what the view returns with it
-    (every field, in the model's order; no field masks: the answer is always the shape)."""
+    (every field, in the model's order; no field masks: the answer is always the shape).
+    A Response (a 304 Not Modified, say) and a Marshalled answer go out as they are; `doc`
+    (headers=...) is documented with the answer."""
 
     def decorate(view: Any) -> Any:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             answer = view(*args, **kwargs)
-            if isinstance(answer, tuple):
-                data, status, headers = unpack(answer)
-                return marshal(data, model), status, headers
-            return marshal(answer, model)
+            if isinstance(answer, Response):
+                return answer
+            data, status, headers = unpack(answer)
+            if not isinstance(data, Marshalled):
+                data = marshal(data, model)
+            return data, status, headers
 
-        return ns.response(code, description, model)(wrapper)
+        return ns.response(code, description, model, **doc)(wrapper)
 
     return decorate

@@ -7,16 +7,21 @@ GET /stories/<id>/events for the AI turn.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
 from flask_restx import Namespace, Resource
+from werkzeug.wrappers import Response
 
 from app.accounts.auth import current_user_or_none, require_user
+from app.accounts.models import User
 from app.api import schemas
 from app.api.common import query_int, turns_limit
-from app.api.contract import body, returns
+from app.api.contract import body, marshalled, returns
 from app.extensions import limiter
 from app.inputs import ID_MAX
-from app.stories import reads, relay
+from app.stories import caching, reads, relay
+from app.stories.models import Story
 from app.stories.serialize import job_dict, turn_dict, turn_dicts
 
 ns = Namespace("turns", path="/stories", description="Turns of a story")
@@ -26,6 +31,23 @@ CONFLICTS = (
     "turns), generation_pending, not_your_turn, not_a_participant, story_locked, "
     "story_finished, story_full"
 )
+
+
+TAG_HEADERS = {
+    "ETag": {"type": "string", "description": "Send it back as If-None-Match to revalidate"},
+    "Cache-Control": {"type": "string", "description": "private, no-cache"},
+}
+
+
+def _turn_list(story: Story, since: int, viewer: User | None) -> dict[str, Any]:
+    turns = reads.visible_turns(story, since=since, viewer=viewer)
+    pending = reads.pending_job(story)
+    return {
+        "story_id": story.id,
+        "last_position": story.last_position,
+        "pending_job": job_dict(pending) if pending else None,
+        "turns": turn_dicts(turns),
+    }
 
 
 def _jobs_url(job_id: int) -> str:
@@ -43,25 +65,38 @@ class TurnList(Resource):
                 "type": "integer",
                 "minimum": 0,
                 "maximum": ID_MAX,
-            }
+            },
+            "If-None-Match": {
+                "in": "header",
+                "type": "string",
+                "description": "The ETag of an earlier answer: 304 with no body if still current",
+            },
         },
     )
     @returns(
-        ns, schemas.TurnList, description="Turns after `since`; moderators also get hidden ones"
+        ns,
+        schemas.TurnList,
+        description="Turns after `since`; moderators also get hidden ones",
+        headers=TAG_HEADERS,
     )
+    @ns.response(304, "Not modified: If-None-Match is current (no body)", headers=TAG_HEADERS)
     @ns.response(422, "Bad since", schemas.Error)
     def get(self, story_id: int):
-        """Visible turns after position `since`, and the position to send next."""
+        """Visible turns after position `since`, and the position to send next; 304 when the
+        client's copy (If-None-Match) is current."""
         since = query_int("since", 0, low=0)
-        story = reads.get_story(story_id)
-        turns = reads.visible_turns(story, since=since, viewer=current_user_or_none())
-        pending = reads.pending_job(story)
-        return {
-            "story_id": story.id,
-            "last_position": story.last_position,
-            "pending_job": job_dict(pending) if pending else None,
-            "turns": turn_dicts(turns),
-        }
+        viewer = current_user_or_none()
+        answer = caching.read_through(
+            "api.turns",
+            story_id,
+            viewer,
+            lambda story: marshalled(_turn_list(story, since, viewer), schemas.TurnList),
+            caching.API_VARY,
+        )
+        if isinstance(answer, Response):
+            return answer  # 304
+        body, tag = answer
+        return body, 200, caching.tag_headers(tag)
 
     @ns.expect(schemas.TurnIn)
     @returns(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 from sqlalchemy import false, func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User
 from app.database import begin_write
@@ -21,10 +21,19 @@ from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story
 
 
 def get_story(story_id: int) -> Story:
-    story = db.session.get(Story, story_id)
+    # The owner is credited on every page: loaded in the same query.
+    story = db.session.get(Story, story_id, options=[joinedload(Story.owner)])
     if story is None:
         raise NotFound(_("Story %(id)s does not exist.", id=story_id))
     return story
+
+
+def story_revision(story_id: int) -> int:
+    """The story's revision (app/stories/revision.py) in one light query outside the
+    session (no ORM row): what an ETag check needs. 404 if the story is gone."""
+    with db.engine.connect() as conn:
+        revision = conn.execute(select(Story.revision).where(Story.id == story_id)).scalar()
+    return revision if revision is not None else get_story(story_id).revision  # 404 if gone
 
 
 def lock_story(story_id: int) -> Story:
@@ -44,6 +53,10 @@ def sees_hidden(viewer: User | None) -> bool:
     return bool(viewer is not None and viewer.is_moderator)
 
 
+# Turns are read with their writer's name only, joined in: what a credit needs.
+_CREDITS = joinedload(Turn.author).load_only(User.id, User.username)
+
+
 def _seen_by(query, viewer: User | None, include_hidden: bool):  # noqa: ANN001, ANN202
     if include_hidden:
         return query
@@ -60,7 +73,7 @@ def visible_turns(
     query = select(Turn).where(Turn.story_id == story.id, Turn.position > since)
     show_all = sees_hidden(viewer) if include_hidden is None else include_hidden
     query = _seen_by(query, viewer, show_all)
-    query = query.options(selectinload(Turn.author))  # one query for the credits, not one per turn
+    query = query.options(_CREDITS)  # in the same query, not one per turn
     return list(db.session.scalars(query.order_by(Turn.position)))
 
 
@@ -73,7 +86,7 @@ def turn_page(
     query = _seen_by(query, viewer, sees_hidden(viewer))
     if before is not None:
         query = query.where(Turn.position < before)
-    query = query.options(selectinload(Turn.author))
+    query = query.options(_CREDITS)
     rows = list(db.session.scalars(query.order_by(Turn.position.desc()).limit(per_page + 1)))
     return list(reversed(rows[:per_page])), len(rows) > per_page
 

@@ -28,13 +28,14 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from app.accounts.auth import current_user_or_none
+from app.accounts.models import User
 from app.errorpages import wants_json
 from app.errors import Invalid, RelayError, Unauthorized, Unavailable
 from app.extensions import db, limiter, login_manager
 from app.formerrors import attach_error, form_message
 from app.inputs import PAGE_MAX, arg_int
 from app.moderation.queries import reported_by
-from app.stories import reads, relay
+from app.stories import caching, reads, relay
 from app.stories.export import export_story
 from app.stories.forms import StoryForm, TurnForm
 from app.stories.models import Story
@@ -106,23 +107,30 @@ def index() -> str:
 
 
 @bp.route("/stories/<int:story_id>")
-def show(story_id: int) -> str:
-    """The story as prose: the opening, then its latest turns ("?before=N" for earlier ones)."""
-    return _render_story(reads.get_story(story_id))
+def show(story_id: int) -> Response:
+    """The story as prose: the opening, then its latest turns ("?before=N" for earlier ones);
+    304 when the reader's copy is current (app/stories/caching.py)."""
+    answer = caching.read_through(
+        "page", story_id, current_user_or_none(), _render_story, caching.PAGE_VARY
+    )
+    if isinstance(answer, Response):
+        return answer
+    html, tag = answer
+    return caching.tagged(current_app.make_response(html), tag)
 
 
 @bp.route("/stories/<int:story_id>/turns.json")
 def turns_json(story_id: int) -> Response:
-    """Turns for the page's script: ?before=N (earlier page) or ?since=N (catch up)."""
-    story = reads.get_story(story_id)
-    before = arg_int("before", None)
-    since = arg_int("since", None)
+    """Turns for the page's script: ?before=N (earlier page) or ?since=N (catch up); 304
+    when the script's copy is current."""
     user = current_user_or_none()
-    if since is not None:
-        turns = reads.visible_turns(story, since=since, viewer=user)
-        return jsonify({"turns": turn_dicts(turns), "has_earlier": False})
-    turns, has_earlier = reads.turn_page(story, user, before, TURNS_PER_PAGE)
-    return jsonify({"turns": turn_dicts(turns), "has_earlier": has_earlier})
+    answer = caching.read_through(
+        "turns.json", story_id, user, lambda story: _turns_body(story, user), caching.PAGE_VARY
+    )
+    if isinstance(answer, Response):
+        return answer
+    body, tag = answer
+    return caching.tagged(current_app.response_class(body, mimetype="application/json"), tag)
 
 
 @bp.route("/stories/<int:story_id>/state.json")
@@ -226,6 +234,17 @@ def join(story_id: int) -> Response:
 
 
 # --- helpers -------------------------------------------------------------------
+
+
+def _turns_body(story: Story, user: User | None) -> bytes:
+    before = arg_int("before", None)
+    since = arg_int("since", None)
+    if since is not None:
+        turns, has_earlier = reads.visible_turns(story, since=since, viewer=user), False
+    else:
+        turns, has_earlier = reads.turn_page(story, user, before, TURNS_PER_PAGE)
+    body = {"turns": turn_dicts(turns), "has_earlier": has_earlier}
+    return current_app.json.dumps(body).encode() + b"\n"
 
 
 def _render_story(story: Story, form: TurnForm | None = None) -> str:
