@@ -206,6 +206,14 @@ def phase(port: int, story_id: int, tokens: list[str], count: int, turns: int) -
         lines.append(
             f"  reader {count + 1} (beyond SSE_MAX_STREAMS={CAP}): {_one_more(port, story_id)}"
         )
+    idle: dict[str, list[float]] = {"health": [], "page": []}
+    stop = threading.Event()
+    probe = threading.Thread(target=_probe, args=(port, story_id, stop, idle), daemon=True)
+    probe.start()
+    time.sleep(10)  # the readers held, nobody writing: only keep-alives
+    stop.set()
+    probe.join(10)
+    lines.append(f"  held, nobody writing (10 s): health {_quantiles(idle['health'])}")
     times: dict[str, list[float]] = {"health": [], "page": []}
     stop = threading.Event()
     probe = threading.Thread(target=_probe, args=(port, story_id, stop, times), daemon=True)
@@ -222,8 +230,8 @@ def phase(port: int, story_id: int, tokens: list[str], count: int, turns: int) -
         f"{result.get('complete')}/{count} readers (same text for all: {result.get('same_text')});"
         f" at most {result.get('max_frames_per_second')} frames/s to a reader"
     )
-    lines.append(f"  health: {_quantiles(times['health'])}")
-    lines.append(f"  story page: {_quantiles(times['page'])}")
+    lines.append(f"  while the model writes: health {_quantiles(times['health'])}")
+    lines.append(f"  while the model writes: story page {_quantiles(times['page'])}")
     return lines
 
 
