@@ -24,6 +24,9 @@ def start_live_server(db_path: Path, model_dir: Path, **overrides: Any) -> AsgiS
 
     overrides.setdefault("WTF_CSRF_ENABLED", True)
     overrides.setdefault("SSE_KEEPALIVE_SECONDS", 2)
+    # The tiny model writes a turn within one 50 ms coalescing window; every delta its own
+    # frame lets the tests see the text arrive piece by piece (tests/live covers coalescing).
+    overrides.setdefault("SSE_COALESCE_MS", 0)
     app = make_app(f"sqlite:///{db_path}", model_dir, **overrides)
     with app.app_context():
         db.create_all()

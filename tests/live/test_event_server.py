@@ -187,3 +187,49 @@ def test_deltas_are_coalesced_and_flushed_before_the_next_event():
     assert text.index("generation_delta") < text.index("turn_created")
     assert '"delta":"w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 "' in text
     assert text.count("id: 0\n") == 1 and text.count("id: 1\n") == 1
+
+
+def test_redis_source_subscribes_while_a_story_has_readers_and_only_then():
+    """Scaled mode: does a web process subscribe to a story's channel with its first
+    reader, pass a published event to it, and unsubscribe when the last one goes?"""
+    import asyncio
+    import json
+    import os
+
+    import redis
+
+    from app.live.hub import StreamHub
+    from app.live.redis_events import CHANNEL, RedisSource
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    story_id = 10**8 + int.from_bytes(os.urandom(3), "big")
+    channel = CHANNEL.format(story_id)
+    client = redis.Redis.from_url(url)
+
+    def subscribers() -> int:
+        return dict(client.pubsub_numsub(channel))[channel.encode()]
+
+    async def until(predicate: Any) -> None:
+        for _ in range(100):
+            if predicate():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("timed out")
+
+    async def scenario() -> bytes:
+        hub = StreamHub(RedisSource(url), 15, 60, coalesce_ms=0, backlog=50)
+        hub.bind(asyncio.get_running_loop())
+        first = await asyncio.to_thread(hub.open, story_id, lambda: None)
+        second = await asyncio.to_thread(hub.open, story_id, lambda: None)
+        assert subscribers() == 1  # one connection per process, however many readers
+        client.publish(channel, json.dumps({"type": "turn_hidden", "story_id": story_id}))
+        await until(lambda: first.pending and second.pending)
+        hub.discard(first)
+        await asyncio.sleep(0.2)
+        assert subscribers() == 1
+        hub.discard(second)
+        await until(lambda: subscribers() == 0)
+        await hub.source.stop()
+        return first.pending[0]
+
+    assert b'"type":"turn_hidden"' in asyncio.run(scenario())
