@@ -43,7 +43,7 @@ def test_unsupported_language_falls_back_to_english(client):
 
 
 def test_switch_keeps_the_choice_in_a_cookie(client):
-    """Does the header's switch set a cookie that wins over Accept-Language, and return to the page?"""
+    """Does the switch set a cookie that wins over Accept-Language, and go back to the page?"""
     response = client.post("/language?next=/login", data={"lang": "ko"})
     assert response.status_code == 302 and response.headers["Location"] == "/login"
     assert f"{COOKIE}=ko" in response.headers["Set-Cookie"]
