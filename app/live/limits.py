@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, request
+from flask_babel import gettext as _
 
 from app.errors import RelayError, Unavailable
 
@@ -57,20 +58,27 @@ class StreamLimits:
         with self._lock:
             if self._open >= self.total:
                 raise Unavailable(
-                    "Too many live readers on this server right now; the page reloads "
-                    "new turns when you come back.",
+                    _(
+                        "Too many live readers on this server right now; the page reloads "
+                        "new turns when you come back."
+                    ),
                     retry_after=RETRY_SECONDS,
                     code="streams_full",
                 )
             if self._by_address[address] >= self.per_address:
                 raise TooManyStreams(
-                    f"This address already has {self.per_address} live streams open; "
-                    "close a tab and try again."
+                    _(
+                        "This address already has %(count)s live streams open; close a tab "
+                        "and try again.",
+                        count=self.per_address,
+                    )
                 )
             if user_id is not None and self._by_user[user_id] >= self.per_user:
                 raise TooManyStreams(
-                    f"You already have {self.per_user} live streams open; close a tab "
-                    "and try again."
+                    _(
+                        "You already have %(count)s live streams open; close a tab and try again.",
+                        count=self.per_user,
+                    )
                 )
             self._open += 1
             self._by_address[address] += 1

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from flask_babel import gettext as _
 
 from app.errors import Unavailable
 from app.live.events import Event
@@ -65,7 +66,7 @@ class RedisEventBus:
         try:
             return RedisSubscription(self.client, story_id)
         except redis.RedisError as exc:
-            raise Unavailable("Live updates are unavailable right now.", retry_after=5) from exc
+            raise Unavailable(_("Live updates are unavailable right now."), retry_after=5) from exc
 
 
 class RedisSource:
@@ -91,7 +92,8 @@ class RedisSource:
             try:
                 done.result(timeout=5)
             except Exception as exc:
-                raise Unavailable("Live updates are unavailable right now.", retry_after=5) from exc
+                message = _("Live updates are unavailable right now.")
+                raise Unavailable(message, retry_after=5) from exc
 
         return in_effect
 

@@ -75,3 +75,20 @@ def test_one_user_is_capped_across_addresses(capped):
     for response in opened:
         response.close()
     assert _open(client, story_id, "10.0.1.3", headers).status_code == 200
+
+
+def test_a_cap_answers_in_the_readers_language_with_the_same_code(capped):
+    """Does a Korean client past the per-address cap read why in Korean, code unchanged?"""
+    from tests.conftest import Factory
+
+    factory = Factory(capped)
+    story_id = factory.story(factory.user())
+    client = capped.test_client()
+    korean = {"Accept-Language": "ko-KR"}
+    open_ = [_open(client, story_id, "10.0.0.9", korean) for _ in range(2)]
+    third = _open(client, story_id, "10.0.0.9", korean)
+    assert third.status_code == 429
+    error = third.get_json()["error"]
+    assert error["code"] == "too_many_streams" and "실시간 연결 2개" in error["message"]
+    for response in open_:
+        response.close()
