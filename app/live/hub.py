@@ -18,6 +18,7 @@ end: its EventSource reconnects and replays by Last-Event-ID.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import threading
@@ -158,8 +159,9 @@ class StreamHub:
 
     def publish_threadsafe(self, story_id: int, event: Event) -> None:
         """The bus listener: pass an event to the loop if anyone here reads the story."""
-        if story_id in self._readers and self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.dispatch, story_id, event)
+        if story_id in self._readers and self.loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the server has stopped
+                self.loop.call_soon_threadsafe(self.dispatch, story_id, event)
 
     # -- on the loop -------------------------------------------------------------------
 
