@@ -132,7 +132,10 @@ def tag_headers(tag: str | None) -> dict[str, str]:
 
 def _shared_cache() -> _Lru:
     """Answers every anonymous reader gets alike, by tag (one per process)."""
-    return current_app.extensions.setdefault("relay.read_cache", _Lru(SHARED_ENTRIES))
+    cache = current_app.extensions.get("relay.read_cache")
+    if cache is None:
+        cache = current_app.extensions.setdefault("relay.read_cache", _Lru(SHARED_ENTRIES))
+    return cache
 
 
 def deployment_tag() -> str:

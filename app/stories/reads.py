@@ -14,7 +14,7 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User
-from app.database import begin_write
+from app.database import begin_write, is_sqlite
 from app.errors import NotFound
 from app.extensions import db
 from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story, Turn
@@ -31,7 +31,10 @@ def get_story(story_id: int) -> Story:
 def story_revision(story_id: int) -> int:
     """The story's revision (app/stories/revision.py) in one light query outside the
     session (no ORM row): what an ETag check needs. 404 if the story is gone."""
-    with db.engine.connect() as conn:
+    # One statement needs no transaction: on PostgreSQL autocommit saves the BEGIN and
+    # ROLLBACK round trips (SQLite's are local, and its BEGIN hook expects a transaction).
+    options = {} if is_sqlite() else {"isolation_level": "AUTOCOMMIT"}
+    with db.engine.connect().execution_options(**options) as conn:
         revision = conn.execute(select(Story.revision).where(Story.id == story_id)).scalar()
     return revision if revision is not None else get_story(story_id).revision  # 404 if gone
 
