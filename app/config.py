@@ -47,9 +47,8 @@ class Config:
             "RATELIMIT_TURNS",
             "RATELIMIT_LOGIN",
             "RATELIMIT_ENABLED",
-            # Content filter: human text "reject" (422) or "hold" (story waits for review);
-            # model output "regenerate" (up to FILTER_MODEL_RETRIES times, then hold) or "hold".
-            "FILTER_HUMAN_ACTION",
+            # Content filter on model output: "regenerate" (up to FILTER_MODEL_RETRIES times,
+            # then hold) or "hold". Human text gets each rule's action (app/moderation/filter.py).
             "FILTER_MODEL_ACTION",
             "FILTER_MODEL_RETRIES",
         ):

@@ -17,6 +17,11 @@ LANGUAGES = {"en": _l("English"), "ko": _l("Korean")}
 STATUSES = {"open": _l("open"), "locked": _l("locked"), "finished": _l("finished")}
 POLICIES = {"open": _l("open"), "round_robin": _l("round robin")}
 PRESETS = {"careful": _l("careful"), "balanced": _l("balanced"), "wild": _l("wild")}
+FILTER_ACTIONS = {
+    "reject": _l("Reject: the writer is asked to put it another way"),
+    "hold": _l("Hold for review: kept, and the story waits for a moderator"),
+    "allow_in_fiction": _l("Allow in fiction: accepted (a character may say it)"),
+}
 JOB_STATES = {
     "queued": _l("queued"),
     "running": _l("running"),
@@ -42,6 +47,10 @@ def preset_label(preset: str) -> str:
     return str(PRESETS.get(preset, preset))
 
 
+def filter_action_label(action: str) -> str:
+    return str(FILTER_ACTIONS.get(action, action))
+
+
 def job_state_label(state: str) -> str:
     return str(JOB_STATES.get(state, state))
 
@@ -60,6 +69,7 @@ def register_labels(app: Flask) -> None:
         policy_label=policy_label,
         preset_label=preset_label,
         job_state_label=job_state_label,
+        filter_action_label=filter_action_label,
         story_script_strings=story_script_strings,
     )
     app.jinja_env.filters["fromisoformat"] = from_isoformat

@@ -107,7 +107,6 @@ class Settings(BaseSettings):
     RATELIMIT_LOGIN: RateLimit = "10 per minute"
     RATELIMIT_STORAGE_URI: Annotated[str, AfterValidator(_url(("memory", "redis", "rediss")))] = ""
     RATELIMIT_ENABLED: bool = True
-    FILTER_HUMAN_ACTION: Annotated[Literal["reject", "hold"], Choice] = "reject"
     FILTER_MODEL_ACTION: Annotated[Literal["regenerate", "hold"], Choice] = "regenerate"
     FILTER_MODEL_RETRIES: Count = 2
     RELAY_MODELS: Annotated[str, AfterValidator(_models)] = ""

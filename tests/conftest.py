@@ -101,6 +101,21 @@ def build_app(db_url: str, tiny_model_dir: Path, seed_filters: bool = False, **o
     return application
 
 
+def set_filter_action(application, action: str) -> None:
+    """Give every content-filter rule `action`, as an admin would one by one at /admin/filters."""
+    from flask import has_app_context
+
+    from app.extensions import db
+    from app.moderation.models import FilterRule
+
+    if not has_app_context():
+        with application.app_context():
+            return set_filter_action(application, action)
+    db.session.execute(db.update(FilterRule).values(action=action))
+    db.session.commit()
+    return None
+
+
 def close_app(application) -> None:
     """Stop the runner threads and release every database connection."""
     from app.extensions import db

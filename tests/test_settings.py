@@ -20,7 +20,7 @@ from app.settings import ROOT, SettingsError, load_settings
         ("QUEUE_MAX", "abc", "valid integer"),
         ("QUEUE_MAX", "0", "greater than or equal to 1"),
         ("RELAY_ENGINE", "turbo", "'batched' or 'hf'"),
-        ("FILTER_HUMAN_ACTION", "delete", "'reject' or 'hold'"),
+        ("FILTER_MODEL_ACTION", "delete", "'regenerate' or 'hold'"),
         ("RELAY_MODELS", "en", "is not key=folder_or_hub_id"),
         ("RELAY_MODELS", "my model=gpt2", "is not key=folder_or_hub_id"),
         ("REDIS_URL", "localhost:6379", "is not a URL"),

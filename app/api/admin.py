@@ -27,6 +27,7 @@ from app.api.schemas import (
     Reason,
     ReasonRequired,
     RoleIn,
+    RuleActionIn,
     RuleIn,
     RuleList,
     RuleOut,
@@ -267,7 +268,7 @@ class FilterRuleList(Resource):
     @admin_only
     def post(self):
         """Add a word or a regular expression ({language, word} or {language, pattern}) for a
-        language, or '*' for every one."""
+        language, or '*' for every one; it rejects what it catches until PATCHed."""
         data = body(RuleIn)
         kind = "word" if "word" in data else "pattern"
         rule = service.add_filter_rule(require_user(), data["language"], kind, data[kind])
@@ -276,6 +277,17 @@ class FilterRuleList(Resource):
 
 @ns.route("/filters/<int:rule_id>")
 class FilterRuleItem(Resource):
+    @errors(404, 409, 422)
+    @ns.expect(RuleActionIn)
+    @returns(ns, RuleOut, description="The rule with its new action")
+    @ns.response(403, "Not an admin", schemas.Error)
+    @admin_only
+    def patch(self, rule_id: int):
+        """Choose what a rule does to a writer's paragraph: reject, hold or allow_in_fiction
+        (words only: on a pattern a 409 fiction_words_only). Audited as filter.action."""
+        data = body(RuleActionIn)
+        return lookup.rule_dict(service.set_filter_action(require_user(), rule_id, data["action"]))
+
     @errors(404)
     @ns.response(204, "Removed")
     @ns.response(403, "Not an admin", schemas.Error)

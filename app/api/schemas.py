@@ -15,7 +15,7 @@ from app.accounts.models import ROLES
 from app.accounts.service import PASSWORD_MAX, PASSWORD_MIN
 from app.api.contract import NO_NUL, Bool, Int, ListOf, Nested, Obj, RequestSchema, Str, When
 from app.moderation.audit import REASON_MAX_CHARS
-from app.moderation.filter import KINDS, RULE_MAX_CHARS
+from app.moderation.filter import ACTIONS, KINDS, RULE_MAX_CHARS, STORY_STRICTNESS
 from app.moderation.filter import LANGUAGES as RULE_LANGUAGES
 from app.moderation.models import REPORT_STATES
 from app.stories.models import JOB_STATES, LANGUAGES, POLICIES, STATUSES, FinishReason
@@ -75,6 +75,18 @@ Credentials = RequestSchema(
 )
 
 
+_STRICTNESS = (
+    "What the content filter does to a writer's paragraph in this story: 'site' follows each "
+    "rule's action (GET /admin/filters); 'hold' holds for review what the site would allow "
+    "in fiction; 'reject' refuses every caught paragraph. Stricter than the site, never looser"
+)
+_ACTION = (
+    "What the rule does to a writer's paragraph: 'reject' (422 content_rejected), 'hold' "
+    "(stored for a moderator's review; the story waits) or 'allow_in_fiction' (accepted; "
+    "words only). The model's output is checked against every rule whatever its action"
+)
+
+
 def _story_fields(cfg: Any) -> dict[str, Any]:
     return {
         "title": _text(cfg["TITLE_MAX_CHARS"], TITLE_PATTERN, example="The Lighthouse"),
@@ -89,6 +101,12 @@ def _story_fields(cfg: Any) -> dict[str, Any]:
             "models a token is about 0.72 English words (3.9 characters) or 0.44 Korean words "
             "(1.8 characters), as `flask model eval` measured; the new-story page asks for "
             "words and converts them with the chosen model's measured figure",
+        },
+        "filter_strictness": {
+            "type": "string",
+            "enum": list(STORY_STRICTNESS),
+            "default": "site",
+            "description": _STRICTNESS,
         },
     }
 
@@ -172,6 +190,14 @@ RuleIn = RequestSchema(
     ),
 )
 
+RuleActionIn = RequestSchema(
+    "FilterRuleActionIn",
+    lambda cfg: _object(
+        {"action": {"type": "string", "enum": list(ACTIONS), "description": _ACTION}},
+        ("action",),
+    ),
+)
+
 # --- responses -----------------------------------------------------------------------
 
 UserOut = Model("User", {"id": Int(), "username": Str(), "role": Str(enum=list(ROLES))})
@@ -193,6 +219,7 @@ StoryOut = Model(
         "policy": Str(enum=list(POLICIES)),
         "preset": Str(enum=list(PRESETS)),
         "max_new_tokens": Int(),
+        "filter_strictness": Str(enum=list(STORY_STRICTNESS), description=_STRICTNESS),
         "status": Str(enum=list(STATUSES)),
         "owner": Str(nullable=True),
         "last_position": Int(description="Turns ever appended, hidden ones included"),
@@ -309,6 +336,7 @@ RuleOut = Model(
         "language": Str(enum=list(RULE_LANGUAGES)),
         "kind": Str(enum=list(KINDS)),
         "value": Str(),
+        "action": Str(enum=list(ACTIONS), description=_ACTION),
     },
 )
 RuleList = Model("FilterRuleList", {"rules": ListOf(fields.Nested(RuleOut))})

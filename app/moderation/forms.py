@@ -14,9 +14,10 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
 
 from app.accounts.models import ROLES
+from app.labels import FILTER_ACTIONS
 from app.labels import LANGUAGES as LANGUAGE_NAMES
 from app.moderation.audit import REASON_MAX_CHARS
-from app.moderation.filter import KINDS, LANGUAGES, RULE_MAX_CHARS
+from app.moderation.filter import ACTIONS, KINDS, LANGUAGES, RULE_MAX_CHARS
 
 _REASON = {"maxlength": REASON_MAX_CHARS}
 _FILTER_LANGUAGES = {"*": _l("every language"), **LANGUAGE_NAMES}
@@ -34,6 +35,11 @@ class FilterRuleForm(FlaskForm):
     )
     kind = SelectField(_l("Kind"), choices=[(k, _KINDS.get(k, k)) for k in KINDS])
     value = StringField(_l("Word or pattern"), render_kw={"maxlength": RULE_MAX_CHARS})
+    action = SelectField(
+        _l("What it does to a writer's paragraph"),
+        choices=[(a, FILTER_ACTIONS[a]) for a in reversed(ACTIONS)],
+        default="reject",
+    )
 
 
 class ReportForm(FlaskForm):

@@ -58,4 +58,10 @@ def user_dict(user: User) -> dict[str, Any]:
 
 
 def rule_dict(rule: FilterRule) -> dict[str, Any]:
-    return {"id": rule.id, "language": rule.language, "kind": rule.kind, "value": rule.value}
+    return {
+        "id": rule.id,
+        "language": rule.language,
+        "kind": rule.kind,
+        "value": rule.value,
+        "action": rule.action,
+    }

@@ -65,4 +65,7 @@ class FilterRule(db.Model):
     language: Mapped[str] = mapped_column(String(8))  # "en", "ko" or "*" (every language)
     kind: Mapped[str] = mapped_column(String(8))  # "word" | "pattern"
     value: Mapped[str] = mapped_column(String(200))
+    # What it does to a writer's paragraph: "reject", "hold" or "allow_in_fiction"
+    # (app/moderation/filter.py ACTIONS); model output is checked against every rule.
+    action: Mapped[str] = mapped_column(String(16), default="reject", server_default="reject")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,7 +19,7 @@ from app.accounts.models import ROLES, User
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.moderation.audit import clean_reason, record
-from app.moderation.filter import validate_rule
+from app.moderation.filter import validate_action, validate_rule
 from app.moderation.models import FilterRule
 from app.moderation.reports import resolve_reports
 from app.stories import relay
@@ -117,9 +117,13 @@ def set_role(user_id: int, actor: User, role: Any, reason: Any) -> User:
 # --- filter lists -----------------------------------------------------------------
 
 
-def add_filter_rule(actor: User, language: Any, kind: Any, value: Any) -> FilterRule:
+def add_filter_rule(
+    actor: User, language: Any, kind: Any, value: Any, action: Any = "reject"
+) -> FilterRule:
+    """Add a word or pattern with what it does to a writer's paragraph (audited)."""
     require_admin(actor)
     language, kind, value = validate_rule(language, kind, value)
+    action = validate_action(kind, action)
     duplicate = db.session.scalars(
         select(FilterRule).where(
             FilterRule.language == language, FilterRule.kind == kind, FilterRule.value == value
@@ -127,25 +131,42 @@ def add_filter_rule(actor: User, language: Any, kind: Any, value: Any) -> Filter
     ).first()
     if duplicate is not None:
         raise Conflict(_("That rule exists already."), code="duplicate_rule")
-    rule = FilterRule(language=language, kind=kind, value=value)
+    rule = FilterRule(language=language, kind=kind, value=value, action=action)
     db.session.add(rule)
     try:
         db.session.flush()
     except IntegrityError:  # the same rule added a moment ago by a concurrent request
         db.session.rollback()
         raise Conflict(_("That rule exists already."), code="duplicate_rule") from None
-    record(
-        actor, "filter.add", "filter_rule", rule.id, "", language=language, kind=kind, value=value
-    )
+    details = {"language": language, "kind": kind, "value": value, "filter_action": action}
+    record(actor, "filter.add", "filter_rule", rule.id, "", **details)
     db.session.commit()
+    return rule
+
+
+def set_filter_action(actor: User, rule_id: int, action: Any) -> FilterRule:
+    """Choose what a rule does to a writer's paragraph (audited with the old and new action)."""
+    require_admin(actor)
+    rule = _rule(rule_id)
+    action = validate_action(rule.kind, action)
+    if action != rule.action:
+        details = {"value": rule.value, "old": rule.action, "new": action}
+        record(actor, "filter.action", "filter_rule", rule.id, "", **details)
+        rule.action = action
+    db.session.commit()
+    return rule
+
+
+def _rule(rule_id: int) -> FilterRule:
+    rule = db.session.get(FilterRule, rule_id)
+    if rule is None:
+        raise NotFound(_("Filter rule %(id)s does not exist.", id=rule_id))
     return rule
 
 
 def delete_filter_rule(actor: User, rule_id: int) -> None:
     require_admin(actor)
-    rule = db.session.get(FilterRule, rule_id)
-    if rule is None:
-        raise NotFound(_("Filter rule %(id)s does not exist.", id=rule_id))
+    rule = _rule(rule_id)
     record(
         actor,
         "filter.delete",
@@ -155,6 +176,7 @@ def delete_filter_rule(actor: User, rule_id: int) -> None:
         language=rule.language,
         kind=rule.kind,
         value=rule.value,
+        filter_action=rule.action,
     )
     db.session.delete(rule)
     db.session.commit()

@@ -251,13 +251,26 @@ def add_filter_rule() -> Response | tuple[str, int]:
     """Add a word or pattern; a bad one is shown on the form and nothing is stored."""
     form = FilterRuleForm()
     try:
-        service.add_filter_rule(current_user, form.language.data, form.kind.data, form.value.data)
+        service.add_filter_rule(
+            current_user, form.language.data, form.kind.data, form.value.data, form.action.data
+        )
     except RelayError as exc:
         attach_error(form, exc)
         page = render_template("admin/filters.html", rules=lookup.filter_rules(), form=form)
         return page, exc.status
     flash(_("The rule is added."), "success")
     return redirect(url_for("admin.filters"))
+
+
+@bp.route("/admin/filters/<int:rule_id>/action", methods=["POST"])
+@allow(*ADMINS)
+def set_filter_action(rule_id: int) -> Response:
+    """Choose what a rule does to a writer's paragraph: reject, hold, or allow in fiction."""
+    return _act(
+        lambda: service.set_filter_action(current_user, rule_id, request.form.get("action")),
+        _("The rule's action is saved."),
+        url_for("admin.filters"),
+    )
 
 
 @bp.route("/admin/filters/<int:rule_id>/delete", methods=["POST"])

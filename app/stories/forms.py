@@ -36,6 +36,17 @@ PRESET_LABELS = {
 }
 
 
+# What the content filter does in this story; the owner can be stricter than the site only.
+STRICTNESS_CHOICES = [
+    (
+        "site",
+        _l("As the site decides: some words may be allowed in fiction, others held or refused"),
+    ),
+    ("hold", _l("Hold for review whatever the site would allow in fiction")),
+    ("reject", _l("Refuse every paragraph the filter catches")),
+]
+
+
 class StoryForm(FlaskForm):
     title = StringField(_l("Title"), validators=[InputRequired()])
     language = SelectField(_l("Language of the story"), choices=LANGUAGE_CHOICES, default="en")
@@ -61,6 +72,9 @@ class StoryForm(FlaskForm):
     )
     length_words = IntegerField(
         _l("Length of the model's turns, in words"), validators=[Optional()]
+    )
+    filter_strictness = RadioField(
+        _l("Strong language in this story"), choices=STRICTNESS_CHOICES, default="site"
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -112,6 +126,7 @@ class StoryForm(FlaskForm):
             "policy": self.policy.data,
             "preset": self.preset.data,
             "max_new_tokens": tokens,
+            "filter_strictness": self.filter_strictness.data,
         }
 
 

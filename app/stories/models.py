@@ -51,6 +51,9 @@ class Story(db.Model):
     policy: Mapped[str] = mapped_column(String(16), default="open")
     preset: Mapped[str] = mapped_column(String(16), default="balanced")
     max_new_tokens: Mapped[int] = mapped_column(default=80)
+    # The owner's content filter setting: "site" (the site's actions), or no looser than
+    # "hold" or "reject" (app/moderation/filter.py STORY_STRICTNESS).
+    filter_strictness: Mapped[str] = mapped_column(String(8), default="site", server_default="site")
     status: Mapped[str] = mapped_column(String(16), default="open")
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     # Number of turns ever appended (hidden ones included): positions run 1..last_position.

@@ -21,7 +21,7 @@ from app.errors import Conflict, Invalid, NotFound, Unavailable
 from app.extensions import db
 from app.live.events import publish
 from app.moderation.audit import record
-from app.moderation.filter import check_text
+from app.moderation.filter import human_verdict
 from app.moderation.reports import resolve_reports
 from app.runners.queue import get_job_queue
 from app.stories import rules
@@ -118,19 +118,22 @@ def append_human_turn(
 ) -> tuple[Turn, GenerationJob | None]:
     """Append a writer's paragraph and queue the model's answer to it.
 
-    A paragraph the content filter catches is refused (422) or, with
-    FILTER_HUMAN_ACTION=hold, stored held with no job: the story waits for a
-    moderator, who restores it (the model then answers) or hides it.
+    A paragraph the content filter catches gets its rule's action, made stricter
+    by the story's own setting: refused (422), or stored held with no job (the
+    story waits for a moderator, who restores it, and the model then answers, or
+    hides it), or, for a word allowed in fiction, accepted like any other.
     """
     rules.require_writer(user)
     text = clean_text(text, "text", current_app.config["PARAGRAPH_MAX_CHARS"])
     expected = rules.expected_position(expected_position)
-    hit = check_text(text, get_story(story_id).language)
-    hold = hit is not None and current_app.config["FILTER_HUMAN_ACTION"] == "hold"
-    if hit is not None and not hold:
+    found = get_story(story_id)
+    hit = human_verdict(text, found.language, found.filter_strictness)
+    hold = hit is not None and hit.action == "hold"
+    if hit is not None and hit.action == "reject":
         raise Invalid(
             _(
-                "Your paragraph contains %(word)r, which this site does not allow.",
+                "The content filter does not accept “%(word)s” in this story. "
+                "Please put it another way.",
                 word=hit.matched,
             ),
             code="content_rejected",
@@ -138,7 +141,7 @@ def append_human_turn(
         )
     # Refuse a stale or blocked writer before taking the lock, so that under a race the
     # many refusals don't queue on the story's lock ahead of the winner and the runner.
-    rules.check_writable(get_story(story_id), user, expected)
+    rules.check_writable(found, user, expected)
     story = lock_story(story_id)
     try:
         rules.check_writable(story, user, expected)

@@ -117,6 +117,7 @@ def story_dict(story: Story, turn_count: int | None = None) -> dict[str, Any]:
         "policy": story.policy,
         "preset": story.preset,
         "max_new_tokens": story.max_new_tokens,
+        "filter_strictness": story.filter_strictness,
         "status": story.status,
         "owner": story.owner.username if story.owner else None,
         "last_position": story.last_position,

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 
 from app.errors import Conflict, Invalid
 from app.labels import language_label
+from app.moderation.filter import STORY_STRICTNESS
 from app.stories.models import LANGUAGES, POLICIES
 
 PRESETS = ("careful", "balanced", "wild")
@@ -153,6 +154,10 @@ def story_fields(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         out["policy"] = choice(data.get("policy"), "policy", POLICIES, default="open")
     if not partial or "preset" in data:
         out["preset"] = choice(data.get("preset"), "preset", PRESETS, default="balanced")
+    if not partial or "filter_strictness" in data:
+        out["filter_strictness"] = choice(
+            data.get("filter_strictness"), "filter_strictness", STORY_STRICTNESS, default="site"
+        )
     if not partial or "max_new_tokens" in data:
         out["max_new_tokens"] = bounded_int(
             data.get("max_new_tokens"),

@@ -6,6 +6,7 @@ import pytest
 
 from app.moderation.models import AuditEntry, Report
 from app.stories.models import GenerationJob, Story, Turn
+from tests.conftest import set_filter_action
 from tests.moderation.conftest import add_turn, audit_rows, count, routes, turn_state
 
 # The documented admin-only part of the namespace; everything else is for moderators too.
@@ -13,6 +14,7 @@ ADMIN_ONLY = {
     ("POST", "api.admin_user_role"),
     ("GET", "api.admin_filter_rule_list"),
     ("POST", "api.admin_filter_rule_list"),
+    ("PATCH", "api.admin_filter_rule_item"),
     ("DELETE", "api.admin_filter_rule_item"),
 }
 
@@ -173,7 +175,7 @@ def test_queue_lists_reported_and_held_turns_oldest_first(app, client, factory, 
     client.post(
         f"/api/v1/turns/{first}/reports", headers=headers[people.other], json={"reason": "dull"}
     )
-    app.config["FILTER_HUMAN_ACTION"] = "hold"
+    set_filter_action(app, "hold")
     held = client.post(
         f"/api/v1/stories/{sid}/turns",
         headers=headers[people.other],
@@ -246,7 +248,7 @@ def test_filter_catches_human_text_through_the_api(
     app, client, factory, people, language, text, action
 ):
     """Is an English or Korean hit refused (reject) or held for review (hold) through the API?"""
-    app.config["FILTER_HUMAN_ACTION"] = action
+    set_filter_action(app, action)
     sid = factory.story(people.writer, language=language, opening="Opening.")
     writer = people.headers[people.writer]
     response = client.post(

@@ -13,7 +13,7 @@ from app.moderation.filter import check_text
 from app.moderation.models import AuditEntry, Report
 from app.stories import jobs, reads, relay
 from app.stories.models import GenerationJob, Story, Turn
-from tests.conftest import Factory, build_app, close_app
+from tests.conftest import Factory, build_app, close_app, set_filter_action
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_filter_words_respect_english_word_boundaries(f):
 
 def test_hold_mode_keeps_paragraph_for_its_writer_and_waits(f, app):
     """In hold mode, is the paragraph held, seen by its writer only, the story waiting?"""
-    app.config["FILTER_HUMAN_ACTION"] = "hold"
+    set_filter_action(app, "hold")
     a, b, mod = f.user(), f.user(), f.user(role="moderator")
     sid = f.story(a)
     turn, job = write(sid, a, "Well fuck this.")
@@ -252,7 +252,7 @@ def test_moderating_through_story_settings_is_audited(f):
 
 def test_held_turns_cannot_be_reported_by_others(f, app):
     """Can a reader report a paragraph held for someone else (which they cannot see)?"""
-    app.config["FILTER_HUMAN_ACTION"] = "hold"
+    set_filter_action(app, "hold")
     a, b = f.user(), f.user()
     sid = f.story(a)
     turn, _ = write(sid, a, "Well fuck this.")

@@ -8,7 +8,7 @@ import pytest
 
 from app.moderation.models import AuditEntry, FilterRule, Report
 from app.stories.models import GenerationJob, Story, Turn
-from tests.conftest import build_app, close_app, session_user_id
+from tests.conftest import build_app, close_app, session_user_id, set_filter_action
 from tests.moderation.conftest import (
     UNSAFE,
     add_turn,
@@ -23,6 +23,7 @@ ADMIN_ONLY = {
     "admin.set_role",
     "admin.filters",
     "admin.add_filter_rule",
+    "admin.set_filter_action",
     "admin.delete_filter_rule",
 }
 NAMES = {"writer": "alice", "other": "bruno", "mod": "mona", "admin": "adele"}
@@ -222,13 +223,13 @@ def test_hidden_or_missing_turns_cannot_be_reported(app, client, factory, people
 def test_filter_catches_human_text_in_the_browser(app, factory, people, language, text, action):
     """Is an English or Korean hit refused with a message (reject) or held for review (hold),
     and can a moderator restore the held paragraph from the queue so the model answers it?"""
-    app.config["FILTER_HUMAN_ACTION"] = action
+    set_filter_action(app, action)
     sid = factory.story(people.writer, language=language, opening="Opening.")
     alice = signed_in(app, "writer")
     response = alice.post(f"/stories/{sid}/turns", data={"text": text, "expected_position": "0"})
     if action == "reject":
         assert response.status_code == 422
-        assert "which this site does not allow" in response.get_data(as_text=True)
+        assert "The content filter does not accept" in response.get_data(as_text=True)
         assert count(app, Turn) == 0
         return
     assert response.status_code == 302

@@ -367,13 +367,13 @@ def test_filtered_paragraph_refused_with_text_kept(app, client, browser):
     response = client.post("/stories/1/turns", data={"text": text, "expected_position": 0})
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert "which this site does not allow" in page and f"{text}</textarea>" in page
+    assert "The content filter does not accept" in page and f"{text}</textarea>" in page
     assert _count(app, Turn) == 0
 
 
 def test_held_paragraph_waits_for_review(db_url, tiny_model_dir):
-    """Under FILTER_HUMAN_ACTION=hold, does only its writer see a caught paragraph?"""
-    from tests.conftest import build_app, close_app
+    """Under a rule that holds, does only its writer see a caught paragraph?"""
+    from tests.conftest import build_app, close_app, set_filter_action
     from tests.views.conftest import Browser
 
     app = build_app(
@@ -381,10 +381,10 @@ def test_held_paragraph_waits_for_review(db_url, tiny_model_dir):
         tiny_model_dir,
         seed_filters=True,
         RELAY_START_RUNNER=False,
-        FILTER_HUMAN_ACTION="hold",
     )
     try:
         _seed_filter(app)
+        set_filter_action(app, "hold")
         client = app.test_client()
         Browser(client).register("alice")
         client.post("/stories/new", data=GOOD_STORY)
