@@ -65,8 +65,16 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
 		fonts-noto-cjk >/dev/null; }
 
+## axe-core, from the npm registry, for the browser tests' accessibility check
+## (tests/browser/test_axe.py injects it into every page); pinned, into build/ (ignored).
+AXE_VERSION := 4.14.1
+AXE := build/node/.axe-core-$(AXE_VERSION)
+$(AXE):
+	npm install --prefix build/node --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION)
+	touch $@
+
 ## Everything: lint, then the whole suite on SQLite and PostgreSQL, browser tests in Chromium.
-test: venv system-deps
+test: venv system-deps $(AXE)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
