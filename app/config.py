@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.generation.remote_config import parse_remote_models
 from app.settings import ROOT, Settings, SettingsError, load_settings, parse_models
 
 __all__ = ["ROOT", "Config", "SettingsError", "TestConfig"]
@@ -63,6 +64,8 @@ class Config:
     def _generation(self, env: Settings) -> None:
         """Models, run mode, runner and engine (README: configuration)."""
         self.RELAY_MODELS = parse_models(env.RELAY_MODELS)
+        self.RELAY_REMOTE_MODELS = parse_remote_models(env.RELAY_REMOTE_MODELS)
+        self.RELAY_MODELS |= {key: m.source for key, m in self.RELAY_REMOTE_MODELS.items()}
         for name in (
             "RELAY_RUN_MODE",
             "RELAY_DEVICE",  # "" = cuda if present else cpu

@@ -83,6 +83,16 @@ def _models(value: str) -> str:
     return value
 
 
+def _remote_models(value: str) -> str:
+    from app.generation.remote_config import parse_remote_models
+
+    try:
+        parse_remote_models(value)
+    except OSError as exc:
+        raise ValueError(f"cannot read the models file: {exc}") from exc
+    return value
+
+
 class Settings(BaseSettings):
     """Every variable, with its type and default (README's configuration table)."""
 
@@ -110,6 +120,8 @@ class Settings(BaseSettings):
     FILTER_MODEL_ACTION: Annotated[Literal["regenerate", "hold"], Choice] = "regenerate"
     FILTER_MODEL_RETRIES: Count = 2
     RELAY_MODELS: Annotated[str, AfterValidator(_models)] = ""
+    # Remote OpenAI-compatible models: a JSON object or a .json file's path (README).
+    RELAY_REMOTE_MODELS: Annotated[str, AfterValidator(_remote_models)] = ""
     RELAY_RUN_MODE: Annotated[Literal["embedded", "scaled"], Choice] = "embedded"
     RELAY_DEVICE: str = ""
     RELAY_TORCH_THREADS: Count = 0

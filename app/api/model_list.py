@@ -24,7 +24,7 @@ def model_listing() -> list[dict[str, Any]]:
     return [
         {
             "key": info["key"],
-            "language": info["key"] if info["key"] in LANGUAGES else None,
+            "language": info.get("language") or (info["key"] if info["key"] in LANGUAGES else None),
             "source": info["source"],
             "name": info["name"],
             "loadable": info["ready"],

@@ -312,7 +312,7 @@ ModelInfo = Model(
     {
         "key": Str(),
         "language": Str(nullable=True, description="The language it is the default for"),
-        "source": Str(enum=["local", "hub"]),
+        "source": Str(enum=["local", "hub", "remote"]),
         "name": Str(description="Its directory or hub id"),
         "loadable": Bool(),
         "loaded": Bool(description="Loaded in this process"),

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.generation.remote_config import RemoteModel
+
 log = logging.getLogger(__name__)
 
 _LOAD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
@@ -53,8 +55,15 @@ def pick_device(configured: str = "") -> str:
 class ModelRegistry:
     """Maps the configured keys (app.config["RELAY_MODELS"]) to loaded models."""
 
-    def __init__(self, sources: dict[str, str], device: str = "", torch_threads: int = 0) -> None:
-        self.sources = dict(sources)
+    def __init__(
+        self,
+        sources: dict[str, str],
+        device: str = "",
+        torch_threads: int = 0,
+        remotes: dict[str, RemoteModel] | None = None,
+    ) -> None:
+        self.remotes = dict(remotes or {})  # keys served by an OpenAI-compatible server
+        self.sources = dict(sources) | {key: spec.source for key, spec in self.remotes.items()}
         self.configured_device = device
         self.torch_threads = torch_threads
 
@@ -64,7 +73,12 @@ class ModelRegistry:
             config.get("RELAY_MODELS", {}),
             device=config.get("RELAY_DEVICE", ""),
             torch_threads=int(config.get("RELAY_TORCH_THREADS", 0) or 0),
+            remotes=config.get("RELAY_REMOTE_MODELS") or {},
         )
+
+    def remote(self, key: str) -> RemoteModel | None:
+        """The remote spec when `key` is served by a remote server, else None."""
+        return self.remotes.get(key)
 
     def keys(self) -> list[str]:
         return sorted(self.sources)
@@ -87,16 +101,26 @@ class ModelRegistry:
         return loaded if loaded.key == key else _rekey(loaded, key)
 
     def is_loaded(self, key: str) -> bool:
+        if key in self.remotes:
+            return False  # nothing of it lives in this process
         source = self.sources.get(key)
         return any(src == source for src, _device in _LOADED)
 
     def check(self) -> dict[str, str | None]:
         """Per key: None when the model looks loadable, else what is wrong (no loading)."""
-        return {key: _problem(source) for key, source in sorted(self.sources.items())}
+        return {
+            key: _remote_problem(self.remotes[key]) if key in self.remotes else _problem(source)
+            for key, source in sorted(self.sources.items())
+        }
 
     def ready(self) -> bool:
         """True when every configured model looks loadable (for /api/v1/ready)."""
         return bool(self.sources) and all(p is None for p in self.check().values())
+
+    def _display_name(self, key: str, source: str) -> str:
+        if key in self.remotes:
+            return self.remotes[key].display_name
+        return Path(source).name if is_local_source(source) else source
 
     def describe(self) -> list[dict[str, Any]]:
         """One dict per model for listings such as GET /api/v1/models."""
@@ -104,14 +128,28 @@ class ModelRegistry:
         return [
             {
                 "key": key,
-                "source": "local" if is_local_source(source) else "hub",
-                "name": Path(source).name if is_local_source(source) else source,
+                "source": _source_kind(source, key in self.remotes),
+                "name": self._display_name(key, source),
+                "language": self.remotes[key].language if key in self.remotes else None,
                 "loaded": self.is_loaded(key),
                 "ready": problems[key] is None,
                 "problem": problems[key],
             }
             for key, source in sorted(self.sources.items())
         ]
+
+
+def _source_kind(source: str, remote: bool) -> str:
+    if remote:
+        return "remote"
+    return "local" if is_local_source(source) else "hub"
+
+
+def _remote_problem(spec: RemoteModel) -> str | None:
+    """Is the server answering? (httpx is imported only when a remote model is configured.)"""
+    from app.generation.remote import client_for
+
+    return client_for(spec).probe()
 
 
 def _rekey(loaded: LoadedModel, key: str) -> LoadedModel:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,8 +21,9 @@ from flask import current_app
 from app.errors import NotFound
 from app.extensions import db
 from app.generation.decoding import StopReason
+from app.generation.remote import RemoteRefused, RemoteUnavailable, backoff_seconds
 from app.live.events import publish
-from app.stories.jobs import claim_job, complete_job, fail_job, requeue_job
+from app.stories.jobs import MAX_JOB_ATTEMPTS, claim_job, complete_job, fail_job, requeue_job
 from app.stories.models import FinishReason, GenerationJob, Story, Turn
 from app.stories.reads import visible_turns
 
@@ -41,6 +43,12 @@ class JobPrompt:
     params: Any  # SamplingParams
     checker: Any = None  # app.moderation.filter Checker for the story's language
     filter_retries: int = 0  # regenerations allowed when the filter catches the output
+    prompt_text: str | None = None  # a remote model's prompt (servers take text)
+    retry_backoff: float = 1.0  # seconds before a remote model's second try, doubling
+
+    @property
+    def prompt(self) -> str | list[int]:
+        return self.prompt_text if self.prompt_text is not None else self.prompt_ids
 
 
 def worker_name() -> str:
@@ -73,6 +81,9 @@ def run_job(
         log.info("job %s dropped: %s", job_id, exc.message)
         db.session.rollback()
         return "skipped"
+    except (RemoteUnavailable, RemoteRefused) as exc:
+        log.warning("job %s failed on its remote model: %s", job_id, exc)
+        return _fail(job_id, FinishReason.MODEL_ERROR, detail=str(exc))
     except Exception as exc:
         log.exception("job %s failed", job_id)
         return _fail(job_id, FinishReason.MODEL_ERROR, detail=_reason(exc))
@@ -101,13 +112,30 @@ def build_prompt(job: GenerationJob) -> JobPrompt:
     job_id, story_id, model_key, opening = job.id, story.id, story.model_key, story.opening
     checker, filter_retries = _output_filter(story.language)
     db.session.close()
-    loaded = get_registry().get(model_key)
+    remote = get_registry().remote(model_key)
+    if remote is not None:
+        tokenizer, context = _remote_window_tokenizer(remote, job_id), remote.context
+    else:
+        loaded = get_registry().get(model_key)
+        tokenizer, context = loaded.tokenizer, loaded.max_context
     # A model with a short context keeps at least half of it for the prompt.
-    params = replace(params, max_new_tokens=min(params.max_new_tokens, loaded.max_context // 2))
-    window = trim_to_window(
-        loaded.tokenizer, opening, texts, loaded.max_context, params.max_new_tokens
-    )
-    return JobPrompt(job_id, story_id, model_key, window.ids, params, checker, filter_retries)
+    params = replace(params, max_new_tokens=min(params.max_new_tokens, context // 2))
+    window = trim_to_window(tokenizer, opening, texts, context, params.max_new_tokens)
+    return JobPrompt(
+        job_id, story_id, model_key, window.ids, params, checker, filter_retries,
+        prompt_text=window.text if remote is not None else None,
+        retry_backoff=remote.retry_backoff if remote is not None else 1.0,
+    )  # fmt: skip
+
+
+def _remote_window_tokenizer(remote: Any, job_id: int) -> Any:
+    """The remote model's tokenizer, once its server answers (tried as generation is)."""
+    from app.generation.remote_tokens import remote_tokenizer
+
+    tokenizer = remote_tokenizer(remote)
+    if remote.tokenizer == "server":
+        _with_retries(job_id, remote.retry_backoff, lambda: tokenizer.encode("."))
+    return tokenizer
 
 
 def _output_filter(language: str) -> tuple[Any, int]:
@@ -124,16 +152,15 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
     content filter catches is regenerated (FILTER_MODEL_RETRIES), then stored held."""
     from app.generation.cleanup import clean_generation
 
-    generator = get_generator()
-    empty_left, filter_left, attempt = 1, request.filter_retries, 0
+    generator = _generator_for(request.model_key)
+    empty_left, filter_left = 1, request.filter_retries
+    attempts = _Attempts(request)
     while True:
-        attempt += 1
-        result = generator.run(
-            request.model_key,
-            request.prompt_ids,
-            request.params,
-            on_delta=_delta_publisher(request, attempt),
-            should_stop=should_stop,
+        result = _with_retries(
+            request.job_id,
+            request.retry_backoff,
+            lambda: attempts.run(generator, should_stop),
+            on_failure=attempts.abandon,
         )
         if result.stop_reason == StopReason.CANCELLED:
             requeue_job(request.job_id)  # shutting down: the next start resumes it
@@ -151,10 +178,71 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
             return "held" if held is not None else "skipped"
         else:
             return _fail(request.job_id, FinishReason.EMPTY)
-        log.info("job %s: attempt %s unusable (%s)", request.job_id, attempt, hit or "empty")
+        log.info(
+            "job %s: attempt %s unusable (%s)", request.job_id, attempts.number, hit or "empty"
+        )
 
 
-def _delta_publisher(request: JobPrompt, attempt: int) -> Any:
+class _Attempts:
+    """Numbers a job's tries; before a new one, readers holding text of the last are told
+    to drop it (generation_reset), so no reader keeps an abandoned attempt's text."""
+
+    def __init__(self, request: JobPrompt) -> None:
+        self.request, self.number, self.streamed = request, 0, False
+
+    def run(self, generator: Any, should_stop: Any) -> Any:
+        self.abandon()
+        self.number += 1
+        return generator.run(
+            self.request.model_key,
+            self.request.prompt,
+            self.request.params,
+            on_delta=_delta_publisher(self.request, self.number, self._sent),
+            should_stop=should_stop,
+        )
+
+    def _sent(self) -> None:
+        self.streamed = True
+
+    def abandon(self) -> None:
+        if self.streamed:
+            publish(
+                self.request.story_id,
+                "generation_reset",
+                job_id=self.request.job_id,
+                attempt=self.number,
+            )
+            self.streamed = False
+
+
+def _with_retries(job_id: int, backoff: float, call: Any, on_failure: Any = None) -> Any:
+    """call(), tried again after a back-off while a remote server is unavailable (the
+    server's Retry-After, else doubling): MAX_JOB_ATTEMPTS tries, then the failure stands."""
+    for tries in range(1, MAX_JOB_ATTEMPTS + 1):
+        try:
+            return call()
+        except RemoteUnavailable as exc:
+            if on_failure is not None:
+                on_failure()
+            if tries == MAX_JOB_ATTEMPTS:
+                raise
+            wait = backoff_seconds(tries, exc.retry_after, backoff)
+            log.warning("job %s: %s; try %s in %.1f s", job_id, exc.detail, tries + 1, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _generator_for(model_key: str) -> Any:
+    """The remote generator for a remote key, else the app's local generator."""
+    registry = get_registry()
+    if registry.remote(model_key) is None:
+        return get_generator()
+    from app.generation.remote import RemoteGenerator
+
+    return RemoteGenerator(registry.remotes)
+
+
+def _delta_publisher(request: JobPrompt, attempt: int, on_sent: Any = None) -> Any:
     """Publish each delta with the text so far; once the streamed text trips the content
     filter, readers get no more of this attempt (a new attempt restarts text_so_far)."""
     so_far: list[str] = []
@@ -176,6 +264,8 @@ def _delta_publisher(request: JobPrompt, attempt: int) -> Any:
             text_so_far=text,
             attempt=attempt,
         )
+        if on_sent is not None:
+            on_sent()
 
     return on_delta
 

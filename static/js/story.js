@@ -271,6 +271,11 @@
       const text = pendingNode(event.job_id).querySelector(".turn-text");
       text.textContent += String(event.delta || "");
     },
+    generation_reset(event) {
+      // The server gave up mid-answer and the job tries again: drop the abandoned text.
+      const text = pendingNode(event.job_id).querySelector(".turn-text");
+      text.textContent = "";
+    },
     generation_done() {
       refreshState();
     },
