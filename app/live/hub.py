@@ -32,6 +32,7 @@ from app.live.events import Event
 HANDOFF_HEADER = "x-relay-stream"  # Flask's answer to a stream it hands to the hub
 HANDOFF_SCOPE = "relay.handoff"  # the server marks a stream's ASGI scope: Flask may hand off
 KEEPALIVE = b": keep-alive\n\n"
+WAKE_CHUNK = 100  # readers' writers woken per pass of the event loop
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -52,13 +53,13 @@ class EventSource(Protocol):
 @dataclass(eq=False)
 class Reader:
     """One open stream: its story, what it was already told, and its frames to send.
-    Only the loop touches `pending` and `wake` (a reader costs no task switch per frame
+    Only the loop touches `pending` and `waiting` (a reader costs no task switch per frame
     beyond its own writer's)."""
 
     story_id: int
     release: Callable[[], None]
     pending: deque[bytes] = field(default_factory=deque)
-    wake: asyncio.Future[None] | None = None
+    waiting: asyncio.Future[None] | None = None  # its writer's, while it has nothing to send
     floor: int = 0  # turn_created at or below this position were told before streaming
     position: int = 0  # the `id:` of its frames: the last story position it was told
     opening: bytes = b""
@@ -66,20 +67,24 @@ class Reader:
     ends: float = float("inf")  # loop time its lifetime is up
     last_write: float = 0.0
 
-    def put(self, frame: bytes, backlog: int) -> None:
+    def put(self, frame: bytes, backlog: int, wake: bool = True) -> bool:
+        """Queue a frame; False if the reader is (now) closed instead."""
         if len(self.pending) >= backlog:
             self.close()  # too slow: close, it reconnects and replays by Last-Event-ID
         elif not self.done:
             self.pending.append(frame)
-            self._wake()
+            if wake:
+                self.wake()
+            return True
+        return False
 
     def close(self) -> None:
         self.done = True
-        self._wake()
+        self.wake()
 
-    def _wake(self) -> None:
-        if self.wake is not None and not self.wake.done():
-            self.wake.set_result(None)
+    def wake(self) -> None:
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_result(None)
 
 
 class StreamHub:
@@ -202,6 +207,7 @@ class StreamHub:
         told = event_position(event)
         is_new_turn = event.get("type") == "turn_created"
         frames: dict[int, bytes] = {}
+        woken: list[Reader] = []
         for reader in readers:
             if is_new_turn and told <= reader.floor:
                 continue  # replayed already, or on the page the stream was opened from
@@ -210,7 +216,18 @@ class StreamHub:
             if frame is None:
                 frame = f"id: {reader.position}\ndata: {data}\n\n".encode()
                 frames[reader.position] = frame
-            reader.put(frame, self.backlog)
+            if reader.put(frame, self.backlog, wake=False):
+                woken.append(reader)
+        self._wake_in_chunks(woken)
+
+    def _wake_in_chunks(self, readers: list[Reader]) -> None:
+        """Wake WAKE_CHUNK writers per loop pass: the frames are queued in order already,
+        and between passes the loop polls its sockets, so a thousand readers never hold
+        up a page request for the whole fan-out."""
+        for reader in readers[:WAKE_CHUNK]:
+            reader.wake()
+        if len(readers) > WAKE_CHUNK and self.loop is not None:
+            self.loop.call_soon(self._wake_in_chunks, readers[WAKE_CHUNK:])
 
     async def serve(
         self, reader: Reader, headers: list[tuple[bytes, bytes]], send: Send, receive: Receive
@@ -224,8 +241,8 @@ class StreamHub:
             await send({"type": "http.response.body", "body": reader.opening, "more_body": True})
             while not reader.done:
                 if not reader.pending:
-                    reader.wake = loop.create_future()
-                    await reader.wake
+                    reader.waiting = loop.create_future()
+                    await reader.waiting
                     continue
                 body = b"".join(reader.pending)
                 reader.pending.clear()

@@ -233,3 +233,34 @@ def test_redis_source_subscribes_while_a_story_has_readers_and_only_then():
         return first.pending[0]
 
     assert b'"type":"turn_hidden"' in asyncio.run(scenario())
+
+
+def test_a_fan_out_to_many_readers_wakes_them_a_chunk_per_loop_pass_in_order():
+    """With 250 waiting readers, are their writers woken 100 per pass of the loop (so the
+    loop polls its sockets between), each reader's frames still in publishing order?"""
+    import asyncio
+
+    from app.live.events import InMemoryEventBus
+    from app.live.hub import WAKE_CHUNK, LocalSource, StreamHub
+
+    async def scenario() -> list[int]:
+        loop = asyncio.get_running_loop()
+        hub = StreamHub(LocalSource(InMemoryEventBus()), 15, 60, coalesce_ms=0, backlog=50)
+        hub.bind(loop)
+        readers = [hub.open(9, release=lambda: None) for _ in range(250)]
+        for reader in readers:
+            hub.hand_off(reader, b"", 0)
+            reader.waiting = loop.create_future()
+        hub.dispatch(9, {"type": "turn_hidden", "n": 1})
+        hub.dispatch(9, {"type": "turn_restored", "n": 2})
+        woken = [sum(r.waiting.done() for r in readers)]
+        for _ in range(3):
+            await asyncio.sleep(0)
+            woken.append(sum(r.waiting.done() for r in readers))
+        for reader in readers:
+            first, second = reader.pending
+            assert b"turn_hidden" in first and b"turn_restored" in second
+        return woken
+
+    woken = asyncio.run(scenario())
+    assert woken[0] == WAKE_CHUNK and woken[-1] == 250
