@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ DeltaCallback = Callable[[str], None]
 StopCheck = Callable[[], bool]
 RETRY_AFTER_MAX = 30.0  # a server asking for longer is treated as down for this job
 PROBE_TIMEOUT = 2.0
+PROBE_TTL = 5.0  # /models and /ready ask the server at most this often per process
 _CLIENTS: dict[RemoteModel, RemoteClient] = {}
 _GUARD = threading.Lock()
 
@@ -90,11 +92,19 @@ class RemoteClient:
         self.in_flight = 0
         self.peak_in_flight = 0  # the most requests seen at once (the bound's evidence)
         self._count = threading.Lock()
+        self._probed: tuple[float, str | None] | None = None  # (when, what it said)
         timeout = httpx.Timeout(spec.read_timeout, connect=spec.connect_timeout)
         self.http = httpx.Client(base_url=spec.base_url, timeout=timeout)
 
     def probe(self) -> str | None:
-        """None when the server answers GET /v1/models, else what is wrong (never the key)."""
+        """None when the server answers GET /v1/models, else what is wrong (never the key);
+        asked at most once per PROBE_TTL seconds."""
+        now = time.monotonic()
+        if self._probed is None or now - self._probed[0] > PROBE_TTL:
+            self._probed = (now, self._ask())
+        return self._probed[1]
+
+    def _ask(self) -> str | None:
         try:
             response = self.http.get(
                 "/v1/models", headers=self.spec.headers(), timeout=PROBE_TIMEOUT
