@@ -26,7 +26,7 @@ from app.generation.sampling import SamplingParams
 
 DeltaCallback = Callable[[str], None]
 StopCheck = Callable[[], bool]
-RETRY_AFTER_MAX = 30.0  # a server asking for longer is treated as down for this job
+RETRY_AFTER_MAX = 30.0  # the longest wait between two tries, whatever Retry-After asks
 PROBE_TIMEOUT = 2.0
 PROBE_TTL = 5.0  # /models and /ready ask the server at most this often per process
 _CLIENTS: dict[RemoteModel, RemoteClient] = {}

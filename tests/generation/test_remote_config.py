@@ -84,3 +84,21 @@ def test_the_estimate_keeps_the_opening_pinned_within_the_window():
     window = trim_to_window(tokenizer, "The opening.", turns, 120, 40)
     assert window.text.startswith("The opening.\n\n") and len(window.ids) <= 80
     assert window.text.endswith("Turn number 39 of the story.\n\n") and window.dropped_turn_chars
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "retry_after"),
+    [(429, {"Retry-After": "3"}, 3.0), (503, {}, None), (502, {"Retry-After": "x"}, None)],
+)
+def test_busy_or_failing_servers_are_tried_again_others_are_refused(status, headers, retry_after):
+    """Are 429 and 5xx worth another try (after Retry-After), and 401 / 404 not?"""
+    import httpx
+
+    from app.generation.remote import RemoteRefused, RemoteUnavailable, _raise_for_status
+
+    with pytest.raises(RemoteUnavailable) as caught:
+        _raise_for_status(httpx.Response(status, headers=headers))
+    assert caught.value.retry_after == retry_after
+    for refused in (400, 401, 404):
+        with pytest.raises(RemoteRefused):
+            _raise_for_status(httpx.Response(refused))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,6 +157,34 @@ def test_a_server_killed_mid_stream_is_retried_and_the_turn_appears_once(
     later = [e for e in events[reset:] if e["type"] == "generation_delta"]
     assert later and len({e["attempt"] for e in later}) == 1 and later[0]["attempt"] > 1
     assert types.count("turn_created") == 1 and len(ai_turns(application, story_id)) == 1
+
+
+def test_a_server_that_stalls_mid_stream_times_out_and_is_retried(
+    remote_app, own_llama_server: LlamaServer
+):
+    """Frozen mid-stream (SIGSTOP) past read_timeout, then thawed: do readers get a reset,
+    and is the turn written once, by the next try?"""
+    spec = own_llama_server.spec("remote-stalled", read_timeout=1.0, retry_backoff=0.5)
+    application = remote_app(spec)
+    factory = Factory(application)
+    writer = factory.user()
+    story_id = factory.story(writer, model="remote-stalled", max_new_tokens=200)
+    subscription = application.extensions["relay.events"].subscribe(story_id)
+    _, job_id = append(application, story_id, writer, "The keeper wrote to the sea.")
+    wait_for(lambda: _first_delta(subscription), 60)
+    os.kill(own_llama_server.process.pid, signal.SIGSTOP)
+    try:
+        reset = wait_for(lambda: _next_of(subscription, "generation_reset"), 30)
+    finally:
+        os.kill(own_llama_server.process.pid, signal.SIGCONT)
+    assert reset["job_id"] == job_id and reset["attempt"] == 1
+    assert wait_job(application, job_id) == "done"
+    assert len(ai_turns(application, story_id)) == 1
+
+
+def _next_of(subscription: Any, kind: str) -> dict[str, Any] | None:
+    event = subscription.get(timeout=0.1)
+    return event if event is not None and event["type"] == kind else None
 
 
 def _first_delta(subscription: Any) -> dict[str, Any] | None:
