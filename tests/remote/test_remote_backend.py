@@ -227,3 +227,23 @@ def test_concurrent_jobs_respect_the_per_process_bound(remote_app, llama_server)
     remotes = application.config["RELAY_REMOTE_MODELS"]
     assert client_for(remotes["remote-one"]).peak_in_flight == 1
     assert client_for(remotes["remote-four"]).peak_in_flight > 1
+
+
+def test_regenerating_a_remote_turn_asks_the_server_again(remote_app, llama_server):
+    """Is a regenerated remote turn hidden and answered anew, one visible AI turn left?"""
+    from app.accounts.models import User
+    from app.stories.relay import regenerate
+
+    application = remote_app(llama_server.spec("remote-regen"))
+    factory = Factory(application)
+    writer = factory.user()
+    story_id = factory.story(writer, model="remote-regen", max_new_tokens=30)
+    _, job_id = append(application, story_id, writer, "The keeper wrote to the sea.")
+    assert wait_job(application, job_id) == "done"
+    (first,) = ai_turns(application, story_id)
+    with application.app_context():
+        again = regenerate(story_id, first.position, db.session.get(User, writer)).id
+    assert wait_job(application, again) == "done"
+    turns = ai_turns(application, story_id)
+    assert len(turns) == 2 and turns[0].hidden and not turns[1].hidden
+    assert turns[1].text.strip()
