@@ -24,7 +24,8 @@ from tests.http_client import http_json
 from tests.remote.conftest import API_KEY, LlamaServer
 from tests.scaled.stack import SseClient
 
-pytestmark = pytest.mark.remote_backend
+# The first test may build llama-server (5-20 minutes on 2 cores) when .ci/run has not.
+pytestmark = [pytest.mark.remote_backend, pytest.mark.timeout(1800)]
 
 SENTENCES = [
     "Once upon a time there was a lighthouse keeper.",
