@@ -1,6 +1,7 @@
 """Story events fanned out to SSE subscribers.
 
-Event kinds: turn_created, generation_started, generation_delta, generation_done,
+Event kinds: turn_created, generation_started, generation_delta, generation_reset (a new
+try replaces the text streamed so far), generation_done,
 generation_failed, turn_hidden, turn_restored, story_updated. Each event is a
 JSON-serialisable dict with at least "type" and "story_id".
 
