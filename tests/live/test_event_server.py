@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import socket
@@ -27,6 +28,25 @@ def serving(application: Any) -> Iterator[tuple[int, Any]]:
         yield server.port, server.hub
     finally:
         server.stop()
+
+
+def run_async(scenario: Any) -> Any:
+    """asyncio.run(scenario()) on a thread of its own: Playwright's sync API, used by
+    the browser tests of the same session, leaves an event loop on the main thread."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(scenario())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +183,6 @@ def test_last_event_id_replays_what_the_reader_missed(capped):
 def test_deltas_are_coalesced_and_flushed_before_the_next_event():
     """Do ten quick deltas reach a reader as one frame, flushed before the turn that ends
     them, with the whole text so far?"""
-    import asyncio
-
     from app.live.events import InMemoryEventBus
     from app.live.hub import LocalSource, StreamHub
 
@@ -183,7 +201,7 @@ def test_deltas_are_coalesced_and_flushed_before_the_next_event():
         assert len(frames) == 2
         return b"".join(frames)
 
-    text = asyncio.run(scenario()).decode()
+    text = run_async(scenario).decode()
     assert text.index("generation_delta") < text.index("turn_created")
     assert '"delta":"w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 "' in text
     assert text.count("id: 0\n") == 1 and text.count("id: 1\n") == 1
@@ -192,7 +210,6 @@ def test_deltas_are_coalesced_and_flushed_before_the_next_event():
 def test_redis_source_subscribes_while_a_story_has_readers_and_only_then():
     """Scaled mode: does a web process subscribe to a story's channel with its first
     reader, pass a published event to it, and unsubscribe when the last one goes?"""
-    import asyncio
     import json
     import os
 
@@ -232,14 +249,12 @@ def test_redis_source_subscribes_while_a_story_has_readers_and_only_then():
         await hub.source.stop()
         return first.pending[0]
 
-    assert b'"type":"turn_hidden"' in asyncio.run(scenario())
+    assert b'"type":"turn_hidden"' in run_async(scenario)
 
 
 def test_a_fan_out_to_many_readers_wakes_them_a_chunk_per_loop_pass_in_order():
     """With 250 waiting readers, are their writers woken 100 per pass of the loop (so the
     loop polls its sockets between), each reader's frames still in publishing order?"""
-    import asyncio
-
     from app.live.events import InMemoryEventBus
     from app.live.hub import WAKE_CHUNK, LocalSource, StreamHub
 
@@ -262,5 +277,5 @@ def test_a_fan_out_to_many_readers_wakes_them_a_chunk_per_loop_pass_in_order():
             assert b"turn_hidden" in first and b"turn_restored" in second
         return woken
 
-    woken = asyncio.run(scenario())
+    woken = run_async(scenario)
     assert woken[0] == WAKE_CHUNK and woken[-1] == 250
