@@ -17,6 +17,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from app.accounts.models import User, utcnow
+from app.database import begin_write
 from app.errors import Conflict, Invalid, NotFound, Unavailable
 from app.extensions import db
 from app.live.events import publish
@@ -41,10 +42,14 @@ def create_story(owner: User, data: dict[str, Any]) -> Story:
     """Validate and create a story; its owner is its first participant."""
     rules.require_writer(owner)
     fields = story_fields(data)
-    story = Story(owner_id=owner.id, **fields)
+    owner_id = owner.id
+    # A write transaction from the start: on SQLite, a read snapshot that another writer
+    # has moved past cannot be upgraded to a write ("database is locked" at once).
+    begin_write()
+    story = Story(owner_id=owner_id, **fields)
     db.session.add(story)
     db.session.flush()
-    db.session.add(Participant(story_id=story.id, user_id=owner.id))
+    db.session.add(Participant(story_id=story.id, user_id=owner_id))
     db.session.commit()
     return story
 

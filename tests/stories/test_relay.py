@@ -251,3 +251,22 @@ def test_turn_limit(f, app):
     with pytest.raises(Conflict) as exc:
         write(sid, b)
     assert exc.value.code == "story_full"
+
+
+def test_a_story_is_created_even_after_another_writer_moved_past_the_read_snapshot(app, factory):
+    """On SQLite a read transaction that another connection has written past cannot turn
+    into a write ("database is locked" at once): does create_story start a write instead?"""
+    from sqlalchemy import select, text
+
+    from app.accounts.models import User
+    from app.extensions import db
+    from app.stories.relay import create_story
+
+    owner_id = factory.user()
+    with app.app_context():
+        owner = db.session.execute(select(User).where(User.id == owner_id)).scalar_one()
+        with db.engine.connect() as other:  # another writer commits after our snapshot
+            other.execute(text("UPDATE users SET session_version = session_version + 1"))
+            other.commit()
+        story = create_story(owner, {"title": "Snapshot", "language": "en", "opening": "Go."})
+        assert story.id and story.owner_id == owner_id
