@@ -96,7 +96,7 @@ class TurnHide(Resource):
 
 @ns.route("/turns/<int:turn_id>/restore")
 class TurnRestore(Resource):
-    @errors(400, 404, 422)
+    @errors(400, 404, 409, 422)  # 409 already_answered: its paragraph has a visible answer
     @ns.expect(Reason)
     @returns(
         ns, TurnResult, description="Visible again (a held last paragraph gets the model's answer)"
