@@ -98,6 +98,7 @@ class Config:
             "RELAY_VISIBILITY_TIMEOUT",
             "RELAY_JOB_STALE_SECONDS",
             "RELAY_SWEEP_SECONDS",
+            "RELAY_DEADLINE_SECONDS",
             "RELAY_WORKER_START_TIMEOUT",
             "RELAY_WORKERS_PER_HOST",
         ):

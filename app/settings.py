@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     RELAY_VISIBILITY_TIMEOUT: Positive = 3600
     RELAY_JOB_STALE_SECONDS: Positive = 900
     RELAY_SWEEP_SECONDS: Annotated[float, Field(gt=0)] = 30.0
+    # How often the relay's deadlines (turn time limits, candidate choices) are settled.
+    RELAY_DEADLINE_SECONDS: Annotated[float, Field(gt=0)] = 15.0
     RELAY_WORKER_START_TIMEOUT: Annotated[float, Field(gt=0)] = 600.0
     RELAY_WORKERS_PER_HOST: Positive = 1
     # A stream ends after this long; the browser's EventSource reconnects at once with

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 GENERATE_TASK = "relay.generate"
 SWEEP_TASK = "relay.sweep"
+DEADLINES_TASK = "relay.deadlines"
 QUEUE_NAME = "relay.generation"
 SENT_KEY = "relay:job:{}:sent"
 RECLAIM_KEY = "relay:job:{}:reclaimed-from:{}"
@@ -56,6 +57,7 @@ def scaled_settings(config: Any) -> dict[str, Any]:
         "visibility_timeout": int(config["RELAY_VISIBILITY_TIMEOUT"]),
         "stale_seconds": int(config["RELAY_JOB_STALE_SECONDS"]),
         "sweep_seconds": float(config["RELAY_SWEEP_SECONDS"]),
+        "deadline_seconds": float(config.get("RELAY_DEADLINE_SECONDS", 15.0)),
         "start_timeout": float(config["RELAY_WORKER_START_TIMEOUT"]),
     }
 
@@ -85,6 +87,7 @@ def make_celery(app: Flask) -> Celery:
         result_backend_transport_options={"socket_connect_timeout": 2},
         beat_schedule={
             "relay-sweep": {"task": SWEEP_TASK, "schedule": settings["sweep_seconds"]},
+            "relay-deadlines": {"task": DEADLINES_TASK, "schedule": settings["deadline_seconds"]},
         },
         worker_hijack_root_logger=False,
     )
@@ -158,6 +161,18 @@ def _register_tasks(celery: Celery, app: Flask, settings: dict[str, Any]) -> Non
     def sweep() -> int:
         """Resend jobs whose message is lost or whose worker died; how many were sent."""
         return sweep_jobs(app)
+
+    @celery.task(name=DEADLINES_TASK)
+    def deadlines() -> int:
+        """Settle the relay's passed deadlines (app/stories/deadlines.py)."""
+        from app.extensions import db
+        from app.stories.deadlines import run_deadlines
+
+        with app.app_context():
+            try:
+                return run_deadlines()
+            finally:
+                db.session.remove()
 
 
 def _deliver(task: Task, job_id: int, settings: dict[str, Any]) -> str:

@@ -23,6 +23,14 @@ from app.stories.models import JOB_STATES, GenerationJob, JobStatus
 jobs_cli = AppGroup("jobs", help="Inspect and requeue generation jobs.")
 
 
+@jobs_cli.command("deadlines")
+def deadlines() -> None:
+    """Settle every relay deadline that has passed (app/stories/deadlines.py), once."""
+    from app.stories.deadlines import run_deadlines
+
+    click.echo(f"settled {run_deadlines()} deadline(s)")
+
+
 @jobs_cli.command("list")
 @click.option(
     "--status",

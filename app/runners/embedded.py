@@ -30,8 +30,15 @@ class EmbeddedRunner:
 
     in_process = True  # the CLI must not start threads of its own through it
 
-    def __init__(self, app: Flask, workers: int = 1, poll_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        workers: int = 1,
+        poll_seconds: float = 5.0,
+        deadline_seconds: float = 15.0,
+    ) -> None:
         self.app = app
+        self.deadline_seconds = deadline_seconds
         self.enabled = bool(app.config.get("RELAY_START_RUNNER", True))
         self.workers = max(1, workers)
         self.poll_seconds = poll_seconds
@@ -73,6 +80,7 @@ class EmbeddedRunner:
                 threading.Thread(target=self._loop, args=(i == 0,), name=f"relay-runner-{i}")
                 for i in range(self.workers)
             ]
+            self._threads.append(threading.Thread(target=self._deadlines, name="relay-deadlines"))
             for thread in self._threads:
                 thread.daemon = True
                 thread.start()
@@ -87,7 +95,7 @@ class EmbeddedRunner:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the threads (a generation in progress ends and its job is requeued)."""
         self._stop.set()
-        for _ in self._threads:
+        for _ in range(self.workers):
             self._queue.put(_STOP)
         for thread in self._threads:
             if thread is not threading.current_thread():
@@ -121,6 +129,14 @@ class EmbeddedRunner:
             with self._lock:
                 self._queued.discard(job_id)
             self._guarded(self._run, job_id, reclaim)
+
+    def _deadlines(self) -> None:
+        """The deadline thread: settle the relay's passed deadlines (app/stories/deadlines.py)
+        every deadline_seconds, whether or not the generation threads are busy."""
+        from app.stories.deadlines import run_deadlines
+
+        while not self._stop.wait(self.deadline_seconds):
+            self._guarded(run_deadlines)
 
     def _guarded(self, fn: Any, *args: Any) -> None:
         """Run fn in an app context; nothing it raises may kill the thread."""

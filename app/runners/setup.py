@@ -49,6 +49,7 @@ def init_generation(app: Flask) -> None:
         app,
         workers=runner_threads(app.config),
         poll_seconds=float(app.config.get("RELAY_RUNNER_POLL_SECONDS", 5.0)),
+        deadline_seconds=float(app.config.get("RELAY_DEADLINE_SECONDS", 15.0)),
     )
 
     def shutdown() -> None:
