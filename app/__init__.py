@@ -41,6 +41,9 @@ def create_app(config: Any = None) -> Flask:
 
     configure_engine(app)
     track_revisions()
+    from app.notifications.service import install as install_notifications
+
+    install_notifications()
 
     from app.accounts.auth import init_auth
     from app.errorpages import init_error_handlers
@@ -73,6 +76,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(stories_bp)
     app.register_blueprint(admin_bp)
+    from app.notifications.views import bp as notifications_bp
+
+    app.register_blueprint(notifications_bp)
     init_api(app)
 
 

@@ -104,6 +104,9 @@ def init_api(app: Flask) -> None:
 
     api.add_namespace(reports.ns)
     api.add_namespace(admin.ns)
+    from app.api import notifications
+
+    api.add_namespace(notifications.ns)
     csrf.exempt(bp)
     bp.before_request(refuse_bad_token)
     bp.before_request(csrf_for_session_users)

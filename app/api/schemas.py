@@ -384,4 +384,55 @@ AuditPage = Model(
 )
 Stats = Model("Stats", {"stats": Obj(description="Counts, jobs by state, latency")})
 
+# --- notifications and search (issue 18) ------------------------------------------------
+
+NotificationOut = Model(
+    "Notification",
+    {
+        "id": Int(),
+        "kind": Str(enum=["your_turn", "continued", "invite_used"]),
+        "story_id": Int(),
+        "story_title": Str(),
+        "actor": Str(nullable=True, description="Who did it; null for the model"),
+        "position": Int(nullable=True, description="The turn's position, for 'continued'"),
+        "message": Str(description="The sentence, in the request's language"),
+        "created_at": When(),
+        "read": Bool(),
+    },
+)
+NotificationPage = Model(
+    "NotificationPage",
+    {"unread": Int(), "notifications": ListOf(fields.Nested(NotificationOut))},
+)
+MarkReadIn = RequestSchema(
+    "MarkReadIn",
+    lambda cfg: _object(
+        {
+            "ids": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                "maxItems": 100,
+                "description": "Which to mark read; leave out to mark every one",
+            }
+        }
+    ),
+    optional=True,
+)
+MarkedOut = Model("MarkedRead", {"marked": Int(), "unread": Int()})
+TagsIn = RequestSchema(
+    "TagsIn",
+    lambda cfg: _object(
+        {
+            "tags": {
+                "type": "array",
+                "maxItems": 10,
+                "items": {"type": "string", "minLength": 1, "maxLength": 30, "pattern": NO_NUL},
+                "description": "At most 10 tags of 1-30 characters (letters, digits, - and _)",
+            }
+        },
+        ("tags",),
+    ),
+)
+TagsOut = Model("Tags", {"story_id": Int(), "tags": ListOf(fields.String)})
+
 ALL = [value for value in list(globals().values()) if isinstance(value, Model | RequestSchema)]

@@ -22,6 +22,9 @@ def add_turn(story: Story, **fields: Any) -> Turn:
     turn = Turn(story_id=story.id, position=story.last_position, **fields)
     db.session.add(turn)
     db.session.flush()
+    from app.notifications.service import on_turn_added
+
+    on_turn_added(story, turn)  # same transaction: told only once the turn is committed
     return turn
 
 
