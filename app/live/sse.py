@@ -55,6 +55,14 @@ def event_stream(story_id: int, last_event_id: str | None = None) -> Response:
             release()
         raise
     db.session.remove()  # no session or transaction stays open while streaming
+    return stream_response(hub, subscription, first, position, release)
+
+
+def stream_response(
+    hub: StreamHub | None, subscription: Any, first: list[Event], position: int, release: Any
+) -> Response:
+    """The text/event-stream response of an opened subscription: handed off to the
+    event-driven server's hub when there is one, else frames from this thread."""
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if hub:
         opening = "".join(_opening_frames(first, position)).encode()

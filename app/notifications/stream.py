@@ -10,15 +10,13 @@ is right again at once; each later frame is {"type": "notification", "id", "kind
 
 from __future__ import annotations
 
-import threading
-
-from flask import Response, current_app
+from flask import Response
 
 from app.accounts.models import User
 from app.extensions import db
 from app.live.events import get_event_bus
 from app.live.limits import take_stream_slot
-from app.live.sse import _frames, _hub, _opening_frames
+from app.live.sse import _hub, stream_response
 from app.notifications.service import unread_count, user_channel
 
 
@@ -42,21 +40,4 @@ def user_stream(user: User) -> Response:
             release()
         raise
     db.session.remove()
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    if hub:
-        from app.live.hub import HANDOFF_HEADER
-
-        opening = "".join(_opening_frames(first, 0)).encode()
-        headers[HANDOFF_HEADER] = hub.hand_off(subscription, opening, 0)
-        return Response(b"", mimetype="text/event-stream", headers=headers)
-    frames = _frames(
-        subscription,
-        first,
-        0,
-        keepalive=float(current_app.config.get("SSE_KEEPALIVE_SECONDS", 15)),
-        closing=current_app.extensions.get("relay.closing") or threading.Event(),
-        lifetime=float(current_app.config.get("SSE_MAX_SECONDS", 600)),
-    )
-    response = Response(frames, mimetype="text/event-stream", headers=headers)
-    response.call_on_close(release)
-    return response
+    return stream_response(hub, subscription, first, 0, release)
