@@ -384,7 +384,7 @@ AuditPage = Model(
 )
 Stats = Model("Stats", {"stats": Obj(description="Counts, jobs by state, latency")})
 
-# --- notifications and search (issue 18) ------------------------------------------------
+# --- notifications (issue 18) ------------------------------------------------
 
 NotificationOut = Model(
     "Notification",
@@ -419,20 +419,5 @@ MarkReadIn = RequestSchema(
     optional=True,
 )
 MarkedOut = Model("MarkedRead", {"marked": Int(), "unread": Int()})
-TagsIn = RequestSchema(
-    "TagsIn",
-    lambda cfg: _object(
-        {
-            "tags": {
-                "type": "array",
-                "maxItems": 10,
-                "items": {"type": "string", "minLength": 1, "maxLength": 30, "pattern": NO_NUL},
-                "description": "At most 10 tags of 1-30 characters (letters, digits, - and _)",
-            }
-        },
-        ("tags",),
-    ),
-)
-TagsOut = Model("Tags", {"story_id": Int(), "tags": ListOf(fields.String)})
 
 ALL = [value for value in list(globals().values()) if isinstance(value, Model | RequestSchema)]

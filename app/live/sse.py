@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Response, current_app, request
@@ -36,17 +36,28 @@ def event_stream(story_id: int, last_event_id: str | None = None) -> Response:
     Under the event-driven server the open stream is handed to its hub (no thread held);
     elsewhere (`make dev`, the test client) a generator streams it from this thread."""
     story = get_story(story_id)
-    release = take_stream_slot(current_user_or_none())  # 429/503 beyond a cap, never a hang
+    return open_stream(
+        story_id,
+        current_user_or_none(),
+        lambda: (_opening_events(story, last_event_id), story.last_position),
+    )
+
+
+def open_stream(
+    channel: int, user: Any, opening: Callable[[], tuple[list[Event], int]]
+) -> Response:
+    """Take a stream slot (429/503 beyond a cap, never a hang), subscribe to `channel`, then
+    read `opening()` (the first events and their position): subscribed first, so no event
+    falls in a gap. Every stream of the app opens through here."""
+    release = take_stream_slot(user)
     hub = _hub()
     try:
-        # subscribe before reading the story: no event falls in a gap
-        subscription = hub.open(story_id, release) if hub else get_event_bus().subscribe(story_id)
+        subscription = hub.open(channel, release) if hub else get_event_bus().subscribe(channel)
     except Exception:
         release()
         raise
     try:
-        first = _opening_events(story, last_event_id)
-        position = story.last_position
+        first, position = opening()
     except Exception:
         if hub:
             hub.discard(subscription)
@@ -55,10 +66,10 @@ def event_stream(story_id: int, last_event_id: str | None = None) -> Response:
             release()
         raise
     db.session.remove()  # no session or transaction stays open while streaming
-    return stream_response(hub, subscription, first, position, release)
+    return _stream_response(hub, subscription, first, position, release)
 
 
-def stream_response(
+def _stream_response(
     hub: StreamHub | None, subscription: Any, first: list[Event], position: int, release: Any
 ) -> Response:
     """The text/event-stream response of an opened subscription: handed off to the

@@ -132,7 +132,7 @@ def unread_count(user: User) -> int:
     return int(db.session.scalar(query) or 0)
 
 
-def recent(user: User, limit: int = RECENT, unread_only: bool = False) -> list[dict[str, Any]]:
+def recent(user: User, limit: int = RECENT) -> list[dict[str, Any]]:
     """The user's latest notifications, newest first, as the bell and the API show them."""
     from app.stories.access import readable_clause
 
@@ -144,8 +144,6 @@ def recent(user: User, limit: int = RECENT, unread_only: bool = False) -> list[d
         .order_by(Notification.id.desc())
         .limit(limit)
     )
-    if unread_only:
-        query = query.where(Notification.read_at.is_(None))
     return [notification_dict(n, title, name) for n, title, name in db.session.execute(query)]
 
 

@@ -13,31 +13,14 @@ from __future__ import annotations
 from flask import Response
 
 from app.accounts.models import User
-from app.extensions import db
-from app.live.events import get_event_bus
-from app.live.limits import take_stream_slot
-from app.live.sse import _hub, stream_response
+from app.live.sse import open_stream
 from app.notifications.service import unread_count, user_channel
 
 
 def user_stream(user: User) -> Response:
     """A text/event-stream response of `user`'s notifications (429/503 beyond a cap)."""
-    release = take_stream_slot(user)
-    channel = user_channel(user.id)
-    hub = _hub()
-    try:
-        subscription = hub.open(channel, release) if hub else get_event_bus().subscribe(channel)
-    except Exception:
-        release()
-        raise
-    try:
-        first = [{"type": "notifications_open", "unread": unread_count(user)}]
-    except Exception:
-        if hub:
-            hub.discard(subscription)
-        else:
-            subscription.close()
-            release()
-        raise
-    db.session.remove()
-    return stream_response(hub, subscription, first, 0, release)
+    return open_stream(
+        user_channel(user.id),
+        user,
+        lambda: ([{"type": "notifications_open", "unread": unread_count(user)}], 0),
+    )
