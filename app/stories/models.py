@@ -14,6 +14,12 @@ from app.extensions import db
 LANGUAGES = ("en", "ko")
 POLICIES = ("open", "round_robin")
 STATUSES = ("open", "locked", "finished")
+# Who reads (app/stories/access.py): listed for all, anyone with the link, participants only.
+VISIBILITIES = ("public", "unlisted", "private")
+# Who writes (app/stories/rules.py): anyone signed in, those who joined, those invited.
+WRITE_ACCESS = ("anyone", "participants", "invited")
+# What a round-robin story does with a writer skipped `skip_limit` times in a row.
+SKIP_ACTIONS = ("move", "remove")
 
 
 class JobStatus(StrEnum):
@@ -61,6 +67,21 @@ class Story(db.Model):
     # Bumped with every change a reader of the story could see (app/stories/revision.py):
     # the story's ETags are made from it.
     revision: Mapped[int] = mapped_column(default=0, server_default="0")
+    visibility: Mapped[str] = mapped_column(String(16), default="public", server_default="public")
+    # The unlisted link's secret (app/stories/access.py): never the sequential id.
+    share_token: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
+    write_access: Mapped[str] = mapped_column(String(16), default="anyone", server_default="anyone")
+    # Round robin: seconds the writer whose turn it is has before they are skipped (None:
+    # no deadline); when it passes (turn_due_at), app/stories/skips.py skips them.
+    turn_seconds: Mapped[int | None] = mapped_column(default=None)
+    turn_due_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    skip_limit: Mapped[int] = mapped_column(default=3, server_default="3")
+    skip_action: Mapped[str] = mapped_column(String(8), default="move", server_default="move")
+    # A fork (app/stories/fork.py): the story and the position it was started from.
+    forked_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stories.id", ondelete="SET NULL"), default=None, index=True
+    )
+    forked_from_position: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -69,7 +90,10 @@ class Story(db.Model):
         back_populates="story", order_by="Turn.position", cascade="all, delete-orphan"
     )
     participants: Mapped[list[Participant]] = relationship(
-        order_by="Participant.id", cascade="all, delete-orphan"
+        order_by="[Participant.seat, Participant.id]", cascade="all, delete-orphan"
+    )
+    tags: Mapped[list[StoryTag]] = relationship(
+        order_by="StoryTag.name", cascade="all, delete-orphan"
     )
 
 
@@ -83,8 +107,64 @@ class Participant(db.Model):
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Round-robin order is (seat, id): join order, with a writer moved to the end given a
+    # seat past everyone's (app/stories/skips.py).
+    seat: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Turn deadlines missed in a row (reset when they write).
+    skips: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Joined through an invitation (an "invited only" story's writers).
+    invitation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invitations.id", ondelete="SET NULL"), default=None
+    )
 
     user: Mapped[User] = relationship()
+
+
+class StoryTag(db.Model):
+    """A tag the owner chose for a story (lower-case, one word or a short phrase)."""
+
+    __tablename__ = "story_tags"
+    __table_args__ = (UniqueConstraint("story_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32), index=True)
+
+
+class Invitation(db.Model):
+    """A revocable invite link: its holder becomes a participant (app/stories/rooms.py)."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    max_uses: Mapped[int | None] = mapped_column(default=None)  # None: any number
+    uses: Mapped[int] = mapped_column(default=0, server_default="0")
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TurnSkip(db.Model):
+    """A round-robin writer skipped when their turn's deadline passed; shown to all."""
+
+    __tablename__ = "turn_skips"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The story's last_position when they were skipped, and who holds the turn after it.
+    position: Mapped[int]
+    next_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    # "skipped", or "moved" / "removed" when this skip reached the story's skip_limit.
+    outcome: Mapped[str] = mapped_column(String(8), default="skipped")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
 
 
 class Turn(db.Model):
