@@ -1,26 +1,135 @@
-"""Who may know a story exists and read it (issue 18: visibility).
+"""Who may know a story exists and read it: the story's visibility.
 
-Today every story is public, and only the notifications ask here (so that
-nobody hears of a story they may not read). The visibility rules land here,
-and then every edge that shows a story asks first; a story the viewer may not
-read answers 404 (not 403): those who may not read it may not know it exists.
+- public: listed, and anyone reads it;
+- unlisted: not listed; anyone holding its link reads it. The link carries the
+  story's share_token (never guessable from the sequential id): `/s/<token>`
+  remembers it in the browser's session, and API clients send `?key=<token>`
+  or an `X-Story-Key` header;
+- private: only its participants (the owner among them) and moderators.
+
+A story the viewer may not read answers 404, not 403, at every edge (page,
+JSON, events, export, jobs, reports, notifications, writes): those who may
+not read it may not know it exists. Every edge asks here, through
+`readable_story` (fetch it and may I?, as flaskr's get_post) or
+`require_readable` (the same question answered from one light query, for the
+read paths a 304 serves).
 """
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from typing import Any
 
-from sqlalchemy import true
+from flask import has_request_context, request, session
+from flask_babel import gettext as _
+from sqlalchemy import exists, or_, select
 
 from app.accounts.models import User
-from app.stories.models import Story
+from app.errors import NotFound
+from app.extensions import db
+from app.stories.models import Participant, Story
+from app.stories.reads import get_story
+
+SESSION_KEYS = "story_keys"  # the browser's unlisted links, {story id: token}
 
 
-def can_read(story: Story, user: User | None) -> bool:
-    """Whether `user` (None: anonymous) may read `story`."""
-    return True
+def new_share_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def can_read(story: Story, user: User | None, key: str | None = None) -> bool:
+    """Whether `user` (None: anonymous) may read `story`; `key`: an unlisted link's token
+    (default: the one the current request carries)."""
+    return _may_read(story.id, story.visibility, story.share_token, user, key)
+
+
+def readable_story(story_id: int, user: User | None) -> Story:
+    """The story, if `user` may read it; 404 (as for a story that does not exist) if not."""
+    story = get_story(story_id)
+    if not can_read(story, user):
+        raise _not_found(story_id)
+    return story
+
+
+def require_readable(story_id: int, user: User | None) -> None:
+    """readable_story's check from one light query (no ORM row); 404 if gone or unreadable."""
+    row = db.session.execute(
+        select(Story.visibility, Story.share_token).where(Story.id == story_id)
+    ).first()
+    if row is None or not _may_read(story_id, row.visibility, row.share_token, user, None):
+        raise _not_found(story_id)
+
+
+def _may_read(
+    story_id: int, visibility: str, token: str | None, user: User | None, key: str | None
+) -> bool:
+    if visibility == "public" or (user is not None and user.is_moderator):
+        return True
+    if visibility == "unlisted" and token and _holds_key(story_id, token, key):
+        return True
+    return user is not None and is_member(story_id, user.id)
+
+
+def is_member(story_id: int, user_id: int) -> bool:
+    """A participant (the owner joins their own story when they start it)."""
+    return bool(
+        db.session.scalar(
+            select(
+                exists().where(Participant.story_id == story_id, Participant.user_id == user_id)
+            )
+        )
+        or db.session.scalar(
+            select(exists().where(Story.id == story_id, Story.owner_id == user_id))
+        )
+    )
+
+
+def _holds_key(story_id: int, token: str, key: str | None) -> bool:
+    candidates = [key] if key is not None else _request_keys(story_id)
+    return any(
+        isinstance(held, str) and hmac.compare_digest(held.encode(), token.encode())
+        for held in candidates
+    )
+
+
+def _request_keys(story_id: int) -> list[str | None]:
+    if not has_request_context():
+        return []
+    held = session.get(SESSION_KEYS)
+    stored = held.get(str(story_id)) if isinstance(held, dict) else None
+    return [request.args.get("key"), request.headers.get("X-Story-Key"), stored]
+
+
+def remember_key(story: Story) -> None:
+    """The browser opened the story's unlisted link: its later requests (the page's script,
+    the event stream) read it too."""
+    held = session.get(SESSION_KEYS)
+    held = dict(held) if isinstance(held, dict) else {}
+    held[str(story.id)] = story.share_token
+    session[SESSION_KEYS] = dict(list(held.items())[-50:])  # the cookie stays small
+
+
+def story_by_token(token: str) -> Story:
+    """The story an unlisted (or any) share link names; 404 for an unknown or old token."""
+    story = (
+        db.session.scalars(select(Story).where(Story.share_token == token)).first()
+        if token
+        else None
+    )
+    if story is None:
+        raise NotFound(_("This link is not valid (any more)."))
+    return story
 
 
 def readable_clause(user: User | None) -> Any:
-    """A WHERE clause on Story for lists, search and feeds: the stories `user` may see listed."""
-    return true()
+    """A WHERE clause on Story for lists, search and feeds: public stories, and the
+    unlisted and private ones `user` takes part in."""
+    if user is None:
+        return Story.visibility == "public"
+    member = exists().where(Participant.story_id == Story.id, Participant.user_id == user.id)
+    return or_(Story.visibility == "public", Story.owner_id == user.id, member)
+
+
+def _not_found(story_id: int) -> NotFound:
+    return NotFound(_("Story %(id)s does not exist.", id=story_id))

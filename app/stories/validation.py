@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from app.errors import Conflict, Invalid
 from app.labels import language_label
 from app.moderation.filter import STORY_STRICTNESS
-from app.stories.models import LANGUAGES, POLICIES
+from app.stories.models import LANGUAGES, POLICIES, SKIP_ACTIONS, VISIBILITIES, WRITE_ACCESS
 
 PRESETS = ("careful", "balanced", "wild")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -30,6 +30,11 @@ _VISIBLE_CHAR = rf"[^{_SPACE}\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2060-\u206f\
 TEXT_PATTERN = rf"^[^\x00]*{_TEXT_CHAR}[^\x00]*$"
 TITLE_PATTERN = rf"^[^\x00]*{_VISIBLE_CHAR}[^\x00]*$"
 _VISIBLE = re.compile(_VISIBLE_CHAR)
+TAGS_MAX = 8
+TAG_MAX_CHARS = 32
+TURN_SECONDS_MIN = 60
+TURN_SECONDS_MAX = 30 * 24 * 3600
+SKIP_LIMIT_MAX = 10
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _SPACE_RUNS = re.compile(r"[ \t]+\n")
 
@@ -166,8 +171,55 @@ def story_fields(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
             cfg["AI_TOKENS_MAX"],
             default=min(80, cfg["AI_TOKENS_MAX"]),
         )
+    out.update(_room_fields(data, partial))
     if not partial:
         out["model_key"] = model_for(out["language"], data.get("model"))
-    elif "model" in data:
-        raise Invalid(_("A story's model cannot be changed after it starts."), field="model")
+    elif "model" in data:  # app/stories/relay.py checks it against the story's language
+        out["model_key"] = data.get("model")
     return out
+
+
+def _room_fields(data: dict[str, Any], partial: bool) -> dict[str, Any]:
+    """Who reads and writes, the round's deadline, the tags."""
+    out: dict[str, Any] = {}
+    if not partial or "visibility" in data:
+        out["visibility"] = choice(data.get("visibility"), "visibility", VISIBILITIES, "public")
+    if not partial or "write_access" in data:
+        out["write_access"] = choice(
+            data.get("write_access"), "write_access", WRITE_ACCESS, default="anyone"
+        )
+    if not partial or "turn_seconds" in data:
+        seconds = data.get("turn_seconds")
+        out["turn_seconds"] = (
+            None
+            if seconds in (None, "", 0, "0")
+            else bounded_int(seconds, "turn_seconds", TURN_SECONDS_MIN, TURN_SECONDS_MAX, 0)
+        )
+    if not partial or "skip_limit" in data:
+        out["skip_limit"] = bounded_int(data.get("skip_limit"), "skip_limit", 1, SKIP_LIMIT_MAX, 3)
+    if not partial or "skip_action" in data:
+        out["skip_action"] = choice(data.get("skip_action"), "skip_action", SKIP_ACTIONS, "move")
+    if not partial or "tags" in data:
+        out["tags"] = clean_tags(data.get("tags"))
+    return out
+
+
+def clean_tags(value: Any) -> list[str]:
+    """Tags: a list (or a comma-separated string) of up to TAGS_MAX short lower-case names."""
+    if value in (None, ""):
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise Invalid(_("tags must be a list of strings."), field="tags")
+    tags: list[str] = []
+    for item in items:
+        tag = " ".join(unicodedata.normalize("NFKC", _CONTROL.sub("", item)).lower().split())
+        if len(tag) > TAG_MAX_CHARS:
+            raise Invalid(
+                _("A tag is at most %(limit)s characters.", limit=TAG_MAX_CHARS), field="tags"
+            )
+        if tag and tag not in tags:
+            tags.append(tag)
+    if len(tags) > TAGS_MAX:
+        raise Invalid(_("A story has at most %(limit)s tags.", limit=TAGS_MAX), field="tags")
+    return tags
