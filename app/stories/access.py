@@ -75,9 +75,7 @@ def is_member(story_id: int, user_id: int) -> bool:
     """A participant (the owner joins their own story when they start it)."""
     return bool(
         db.session.scalar(
-            select(
-                exists().where(Participant.story_id == story_id, Participant.user_id == user_id)
-            )
+            select(exists().where(Participant.story_id == story_id, Participant.user_id == user_id))
         )
         or db.session.scalar(
             select(exists().where(Story.id == story_id, Story.owner_id == user_id))

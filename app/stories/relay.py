@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 
 from app.accounts.models import User, utcnow
 from app.database import begin_write
-from app.errors import Conflict, Invalid, NotFound, Unavailable
+from app.errors import Conflict, Invalid, NotFound, RelayError, Unavailable
 from app.extensions import db
 from app.live.events import publish
 from app.moderation.audit import record
@@ -26,11 +26,14 @@ from app.moderation.filter import human_verdict
 from app.moderation.reports import resolve_reports
 from app.runners.queue import get_job_queue
 from app.stories import rules
+from app.stories.access import new_share_token
 from app.stories.append import add_turn, fits
 from app.stories.jobs import new_job, withdraw_answers
 from app.stories.models import GenerationJob, Participant, Story, Turn
 from app.stories.reads import get_story, lock_story, participant
+from app.stories.rooms import set_tags
 from app.stories.serialize import job_dict, turn_dict
+from app.stories.skips import restart_clock
 from app.stories.validation import clean_text, story_fields
 
 STATUS_ACTIONS = {"open": "story.unlock", "locked": "story.lock", "finished": "story.finish"}
@@ -42,14 +45,17 @@ def create_story(owner: User, data: dict[str, Any]) -> Story:
     """Validate and create a story; its owner is its first participant."""
     rules.require_writer(owner)
     fields = story_fields(data)
+    tags = fields.pop("tags")
     owner_id = owner.id
     # A write transaction from the start: on SQLite, a read snapshot that another writer
     # has moved past cannot be upgraded to a write ("database is locked" at once).
     begin_write()
-    story = Story(owner_id=owner_id, **fields)
+    story = Story(owner_id=owner_id, share_token=new_share_token(), **fields)
+    restart_clock(story)
     db.session.add(story)
     db.session.flush()
     db.session.add(Participant(story_id=story.id, user_id=owner_id))
+    set_tags(story, tags)
     db.session.commit()
     return story
 
@@ -57,13 +63,19 @@ def create_story(owner: User, data: dict[str, Any]) -> Story:
 def update_story(story_id: int, actor: User, data: dict[str, Any]) -> Story:
     fields = story_fields(data, partial=True)
     story = lock_story(story_id)
-    rules.require_manager(story, actor)
-    if fields.get("language", story.language) != story.language:
+    try:
+        rules.require_manager(story, actor)
+        rules.check_settings(story, actor, fields)
+    except RelayError:
         db.session.rollback()
-        message = _("A story's language cannot change after it starts: its model writes in it.")
-        raise Invalid(message, field="language")
+        raise
+    tags = fields.pop("tags", None)
     for key, value in fields.items():
         setattr(story, key, value)
+    if tags is not None:
+        set_tags(story, tags)
+    if {"policy", "turn_seconds", "status"} & fields.keys():
+        restart_clock(story)
     story.updated_at = utcnow()
     _audit(story, actor, "story.update", None, fields=sorted(fields))
     db.session.commit()
@@ -76,6 +88,7 @@ def set_status(story_id: int, actor: User, status: str, reason: str | None = Non
     story = lock_story(story_id)
     rules.require_manager(story, actor)
     story.status = status
+    restart_clock(story)
     _audit(story, actor, STATUS_ACTIONS[status], reason)
     db.session.commit()
     publish(story.id, "story_updated", story={"id": story.id, "status": status})

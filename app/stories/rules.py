@@ -43,6 +43,7 @@ from app.stories.reads import (
     visible_turns,
 )
 from app.stories.serialize import job_dict, turn_dicts
+from app.stories.validation import model_for
 
 
 def require_writer(user: User | None) -> None:
@@ -71,6 +72,28 @@ def require_manager(story: Story, user: User) -> None:
     if not can_manage(story, user):
         db.session.rollback()
         raise Forbidden(_("Only the story's owner or a moderator can do that."))
+
+
+def check_settings(story: Story, actor: User, fields: dict[str, Any]) -> None:
+    """What a story's settings may become: its language stays (its model writes in it), a
+    new model writes that language, the opening changes only before the first turn, and a
+    fork of a story that was not public becomes public only by that story's owner."""
+    if fields.get("language", story.language) != story.language:
+        message = _("A story's language cannot change after it starts: its model writes in it.")
+        raise Invalid(message, field="language")
+    if "model_key" in fields:
+        fields["model_key"] = model_for(story.language, fields["model_key"] or story.language)
+    if "opening" in fields and fields["opening"] != story.opening and story.last_position > 0:
+        raise Conflict(
+            _("The opening can only change before the first turn."), code="opening_locked"
+        )
+    if fields.get("visibility") == "public" and story.visibility != "public":
+        source = db.session.get(Story, story.forked_from_id) if story.forked_from_id else None
+        if source is not None and source.visibility != "public" and actor.id != source.owner_id:
+            raise Forbidden(
+                _("Only the owner of the story this was forked from can make it public."),
+                code="fork_private",
+            )
 
 
 def expected_position(value: Any) -> int:
