@@ -18,8 +18,26 @@ from app.moderation.audit import REASON_MAX_CHARS
 from app.moderation.filter import ACTIONS, KINDS, RULE_MAX_CHARS, STORY_STRICTNESS
 from app.moderation.filter import LANGUAGES as RULE_LANGUAGES
 from app.moderation.models import REPORT_STATES
-from app.stories.models import JOB_STATES, LANGUAGES, POLICIES, STATUSES, FinishReason
-from app.stories.validation import PRESETS, TEXT_PATTERN, TITLE_PATTERN
+from app.stories.models import (
+    JOB_STATES,
+    LANGUAGES,
+    POLICIES,
+    SKIP_ACTIONS,
+    STATUSES,
+    VISIBILITIES,
+    WRITE_ACCESS,
+    FinishReason,
+)
+from app.stories.validation import (
+    PRESETS,
+    SKIP_LIMIT_MAX,
+    TAG_MAX_CHARS,
+    TAGS_MAX,
+    TEXT_PATTERN,
+    TITLE_PATTERN,
+    TURN_SECONDS_MAX,
+    TURN_SECONDS_MIN,
+)
 
 # --- errors ----------------------------------------------------------------------
 
@@ -108,7 +126,63 @@ def _story_fields(cfg: Any) -> dict[str, Any]:
             "default": "site",
             "description": _STRICTNESS,
         },
+        **_room_fields(),
     }
+
+
+def _room_fields() -> dict[str, Any]:
+    """Who reads, who writes, the round's deadline, the tags (app/stories/validation.py)."""
+    return {
+        "visibility": {
+            "type": "string",
+            "enum": list(VISIBILITIES),
+            "default": "public",
+            "description": _VISIBILITY,
+        },
+        "write_access": {
+            "type": "string",
+            "enum": list(WRITE_ACCESS),
+            "default": "anyone",
+            "description": _WRITE_ACCESS,
+        },
+        "turn_seconds": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": TURN_SECONDS_MAX,
+            "description": "Round robin: seconds per turn before the writer is skipped "
+            f"(0: no deadline; else at least {TURN_SECONDS_MIN})",
+        },
+        "skip_limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": SKIP_LIMIT_MAX,
+            "default": 3,
+            "description": "Skips in a row before skip_action applies",
+        },
+        "skip_action": {
+            "type": "string",
+            "enum": list(SKIP_ACTIONS),
+            "default": "move",
+            "description": "move: to the end of the round; remove: out of it",
+        },
+        "tags": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": TAG_MAX_CHARS},
+            "maxItems": TAGS_MAX,
+            "description": "Chosen by the owner; stored lower-case",
+        },
+    }
+
+
+_VISIBILITY = (
+    "public: listed and readable by all; unlisted: not listed, readable with the link "
+    "(share_url, which carries a secret key: send it as ?key= or X-Story-Key); private: "
+    "participants and moderators only. A story you may not read is a 404"
+)
+_WRITE_ACCESS = (
+    "anyone: anyone signed in (writing joins); participants: those who joined; "
+    "invited: those who joined through an invitation"
+)
 
 
 def _story_in(cfg: Any) -> dict[str, Any]:
@@ -146,6 +220,26 @@ TurnIn = RequestSchema(
             },
         },
         ("text", "expected_position"),
+    ),
+)
+ForkIn = RequestSchema(
+    "ForkIn",
+    lambda cfg: _object(
+        {
+            "position": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 2**31 - 1,
+                "description": "The position of the last turn to copy (0: the opening alone); "
+                "a turn readers see, else 404",
+            },
+            "title": _text(
+                cfg["TITLE_MAX_CHARS"],
+                TITLE_PATTERN,
+                description="The new story's title (default: the source's)",
+            ),
+        },
+        ("position",),
     ),
 )
 ReportIn = RequestSchema("ReportIn", lambda cfg: _object({"reason": _reason(True)}, ("reason",)))
@@ -208,6 +302,13 @@ TokenOut = Model(
         "user": Nested(UserOut),
     },
 )
+ForkedFrom = Model(
+    "ForkedFrom",
+    {
+        "id": Int(description="The story this one was forked from"),
+        "position": Int(description="The position of its turn the fork starts after (0: opening)"),
+    },
+)
 StoryOut = Model(
     "Story",
     {
@@ -225,6 +326,21 @@ StoryOut = Model(
         "last_position": Int(description="Turns ever appended, hidden ones included"),
         "turn_count": Int(description="Paragraphs readers see (not hidden, not held)"),
         "participants": ListOf(fields.String),
+        "tags": ListOf(fields.String, description="The owner's tags, by name"),
+        "forked_from": Nested(
+            ForkedFrom, nullable=True, description="A fork: where it began; else null"
+        ),
+        "visibility": Str(enum=list(VISIBILITIES), description=_VISIBILITY),
+        "write_access": Str(enum=list(WRITE_ACCESS), description=_WRITE_ACCESS),
+        "turn_seconds": Int(nullable=True, description="Round robin: seconds per turn"),
+        "turn_due_at": When(
+            nullable=True, description="Round robin: when the writer whose turn it is is skipped"
+        ),
+        "skip_limit": Int(),
+        "skip_action": Str(enum=list(SKIP_ACTIONS)),
+        "share_url": Str(
+            nullable=True, description="The unlisted link; only for the owner and moderators"
+        ),
         "created_at": When(),
         "updated_at": When(),
     },

@@ -6,11 +6,11 @@ import unicodedata
 from typing import Any
 from urllib.parse import quote
 
-from flask import Response, request
+from flask import Response, request, url_for
 from flask_restx import Namespace, Resource
-from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
-from app.accounts.auth import require_user
+from app.accounts.auth import current_user_or_none, require_user
 from app.api import schemas
 from app.api.common import PER_PAGE_DEFAULT, PER_PAGE_MAX, query_int
 from app.api.contract import body, returns
@@ -18,7 +18,11 @@ from app.errors import Invalid, Unavailable
 from app.extensions import db
 from app.inputs import PAGE_MAX
 from app.stories import reads, relay
-from app.stories.models import Story
+from app.stories.access import readable_story
+from app.stories.fork import fork_story
+from app.stories.models import LANGUAGES, STATUSES, Story
+from app.stories.rules import can_manage
+from app.stories.search import QUERY_MAX_CHARS, SORTS, parse_filters, story_query
 from app.stories.serialize import story_dict
 
 ns = Namespace("stories", description="Stories, participants, live events and export")
@@ -27,24 +31,51 @@ PAGE_PARAMS = {
     "per_page": {"type": "integer", "minimum": 1, "maximum": PER_PAGE_MAX},
 }
 
+LIST_PARAMS = {
+    **PAGE_PARAMS,
+    "q": {
+        "description": "Case-insensitive text in the title, the opening or a visible turn",
+        "type": "string",
+        "maxLength": QUERY_MAX_CHARS,
+    },
+    "language": {"type": "string", "enum": list(LANGUAGES)},
+    "status": {"type": "string", "enum": list(STATUSES)},
+    "mine": {"description": "1: stories the caller takes part in", "enum": ["0", "1"]},
+    "tag": {"description": "One of the owner's tags", "type": "string"},
+    "sort": {"description": "activity (default), newest or title", "enum": list(SORTS)},
+}
+
 EXPORT_FORMATS = ("txt", "md")
 
 
+def _readable(story_id: int) -> Story:
+    """The story, if the caller may read it (app/stories/access.py); 404 otherwise."""
+    return readable_story(story_id, current_user_or_none())
+
+
 def story_out(story: Story) -> dict[str, Any]:
-    return story_dict(story, turn_count=reads.visible_turn_counts([story.id])[story.id])
+    """The story as the caller sees it: its managers also get the unlisted link."""
+    link = None
+    if can_manage(story, current_user_or_none()) and story.share_token:
+        link = url_for("stories.shared", token=story.share_token, _external=True)
+    count = reads.visible_turn_counts([story.id])[story.id]
+    return story_dict(story, turn_count=count, share_url=link)
 
 
 @ns.route("")
 class StoryList(Resource):
-    @ns.doc(security=[], params=PAGE_PARAMS)
+    @ns.doc(security=[], params=LIST_PARAMS)
     @returns(ns, schemas.StoryPage, description="A page of stories, most recently active first")
-    @ns.response(422, "Bad page or per_page", schemas.Error)
+    @ns.response(401, "mine=1 without a user, or a bad token", schemas.Error)
+    @ns.response(422, "A bad argument (error.field names it)", schemas.Error)
     def get(self):
-        """List stories, paginated, with their visible turn counts and last activity."""
+        """List the stories the caller may see (public ones, and those they take part in),
+        searched, filtered and sorted (app/stories/search.py), paginated."""
         page = query_int("page", 1, low=1, high=PAGE_MAX)
         per_page = query_int("per_page", PER_PAGE_DEFAULT, low=1, high=PER_PAGE_MAX)
+        query = story_query(parse_filters(request.args), current_user_or_none())
         result = db.paginate(
-            select(Story).order_by(Story.updated_at.desc(), Story.id.desc()),
+            query.options(selectinload(Story.tags)),
             page=page,
             per_page=per_page,
             error_out=False,
@@ -78,7 +109,7 @@ class StoryItem(Resource):
     @returns(ns, schemas.StoryOut, description="The story")
     def get(self, story_id: int):
         """One story."""
-        return story_out(reads.get_story(story_id))
+        return story_out(_readable(story_id))
 
     @ns.expect(schemas.StoryPatch)
     @returns(ns, schemas.StoryOut, description="Changed")
@@ -89,14 +120,14 @@ class StoryItem(Resource):
     def patch(self, story_id: int):
         """Change a story's fields or status (owner, moderator or admin)."""
         user = require_user()
-        reads.get_story(story_id)  # an unknown story is a 404 before any field is a 422
+        _readable(story_id)  # an unknown story is a 404 before any field is a 422
         data = body(schemas.StoryPatch)
         status = data.pop("status", None)
         if data or status is None:
             relay.update_story(story_id, user, data)
         if status is not None:
             relay.set_status(story_id, user, status)
-        return story_out(reads.get_story(story_id))
+        return story_out(_readable(story_id))
 
     @ns.response(204, "Deleted")
     @ns.response(401, "No or bad token", schemas.Error)
@@ -107,6 +138,26 @@ class StoryItem(Resource):
         return "", 204
 
 
+@ns.route("/<int:story_id>/fork")
+@ns.response(404, "No such story you may read, or no visible turn there", schemas.Error)
+class StoryFork(Resource):
+    @ns.expect(schemas.ForkIn)
+    @returns(ns, schemas.StoryOut, code=201, description="The new story, yours")
+    @ns.response(400, "Not a JSON object", schemas.Error)
+    @ns.response(401, "No or bad token", schemas.Error)
+    @ns.response(403, "Your account is suspended", schemas.Error)
+    @ns.response(422, "Invalid field (error.field names it)", schemas.Error)
+    def post(self, story_id: int):
+        """Start a new story from a turn of this one: its visible turns up to `position`,
+        credited; a fork of a story that is not public starts private."""
+        user = require_user()
+        readable_story(story_id, user)  # a 404 before any field is a 422
+        data = body(schemas.ForkIn)
+        story = fork_story(story_id, data["position"], user, data.get("title"))
+        stories_url = request.base_url.rsplit("/", 2)[0]
+        return story_out(story), 201, {"Location": f"{stories_url}/{story.id}"}
+
+
 @ns.route("/<int:story_id>/participants")
 @ns.response(404, "No such story", schemas.Error)
 class StoryParticipants(Resource):
@@ -114,7 +165,7 @@ class StoryParticipants(Resource):
     @returns(ns, schemas.Participants, description="Participants in round-robin order")
     def get(self, story_id: int):
         """Who takes part, in join order, and whose turn it is (round robin)."""
-        return participants_out(reads.get_story(story_id))
+        return participants_out(_readable(story_id))
 
     @returns(ns, schemas.Participants, code=201, description="Joined")
     @ns.response(200, "Already a participant", schemas.Participants)
@@ -122,9 +173,9 @@ class StoryParticipants(Resource):
     def post(self, story_id: int):
         """Join a story; join order is the round-robin order."""
         user = require_user()
-        already = any(p.user_id == user.id for p in reads.get_story(story_id).participants)
+        already = any(p.user_id == user.id for p in _readable(story_id).participants)
         relay.join_story(story_id, user)
-        return participants_out(reads.get_story(story_id)), 200 if already else 201
+        return participants_out(_readable(story_id)), 200 if already else 201
 
 
 def participants_out(story: Story) -> dict[str, Any]:
@@ -152,7 +203,7 @@ class StoryEvents(Resource):
     )
     def get(self, story_id: int) -> Response:
         """Live events of a story as Server-Sent Events."""
-        reads.get_story(story_id)
+        _readable(story_id)
         try:
             from app.live.sse import event_stream
         except ImportError:
@@ -178,7 +229,7 @@ class StoryExport(Resource):
         fmt = request.args.get("format", "txt")  # "" too is not a format
         if fmt not in EXPORT_FORMATS:
             raise Invalid("format must be txt or md.", field="format")
-        story = reads.get_story(story_id)
+        story = _readable(story_id)
         from app.stories.export import export_story
 
         text, mimetype, filename = export_story(story, fmt)

@@ -18,6 +18,7 @@ from app.errors import NotFound
 from app.extensions import db
 from app.moderation.audit import clean_reason
 from app.moderation.models import Report
+from app.stories.access import request_may_read
 from app.stories.models import Turn
 
 
@@ -28,7 +29,8 @@ def report_turn(turn_id: int, reporter: User, reason: Any) -> Report:
     hidden_from_reporter = turn is not None and (
         turn.hidden or (turn.held and turn.author_id != reporter.id)
     )
-    if turn is None or (hidden_from_reporter and not reporter.is_moderator):
+    unreadable = turn is not None and not request_may_read(turn.story, reporter)
+    if turn is None or unreadable or (hidden_from_reporter and not reporter.is_moderator):
         raise NotFound(_("Turn %(id)s does not exist.", id=turn_id))
     existing = _report_by(turn_id, reporter)
     if existing is not None and existing.status == "open":

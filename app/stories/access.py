@@ -39,17 +39,24 @@ def new_share_token() -> str:
 
 
 def can_read(story: Story, user: User | None, key: str | None = None) -> bool:
-    """Whether `user` (None: anonymous) may read `story`; `key`: an unlisted link's token
-    (default: the one the current request carries)."""
-    return _may_read(story.id, story.visibility, story.share_token, user, key)
+    """Whether `user` (None: anonymous) may read `story`, holding the unlisted link's token
+    `key` if given (never the current request's: the user asked about may be someone else,
+    as for a notification)."""
+    return _may_read(story.id, story.visibility, story.share_token, user, [key])
 
 
 def readable_story(story_id: int, user: User | None) -> Story:
-    """The story, if `user` may read it; 404 (as for a story that does not exist) if not."""
+    """The story, if `user` (the one making the request, with the link it carries) may read
+    it; 404 (as for a story that does not exist) if not."""
     story = get_story(story_id)
-    if not can_read(story, user):
+    if not request_may_read(story, user):
         raise _not_found(story_id)
     return story
+
+
+def request_may_read(story: Story, user: User | None) -> bool:
+    """can_read for the user making this request, with the unlisted link it carries."""
+    return _may_read(story.id, story.visibility, story.share_token, user, request_keys(story.id))
 
 
 def require_readable(story_id: int, user: User | None) -> None:
@@ -57,16 +64,17 @@ def require_readable(story_id: int, user: User | None) -> None:
     row = db.session.execute(
         select(Story.visibility, Story.share_token).where(Story.id == story_id)
     ).first()
-    if row is None or not _may_read(story_id, row.visibility, row.share_token, user, None):
+    keys = request_keys(story_id)
+    if row is None or not _may_read(story_id, row.visibility, row.share_token, user, keys):
         raise _not_found(story_id)
 
 
 def _may_read(
-    story_id: int, visibility: str, token: str | None, user: User | None, key: str | None
+    story_id: int, visibility: str, token: str | None, user: User | None, keys: list[Any]
 ) -> bool:
     if visibility == "public" or (user is not None and user.is_moderator):
         return True
-    if visibility == "unlisted" and token and _holds_key(story_id, token, key):
+    if visibility == "unlisted" and token and _holds_key(token, keys):
         return True
     return user is not None and is_member(story_id, user.id)
 
@@ -83,15 +91,16 @@ def is_member(story_id: int, user_id: int) -> bool:
     )
 
 
-def _holds_key(story_id: int, token: str, key: str | None) -> bool:
-    candidates = [key] if key is not None else _request_keys(story_id)
+def _holds_key(token: str, keys: list[Any]) -> bool:
     return any(
         isinstance(held, str) and hmac.compare_digest(held.encode(), token.encode())
-        for held in candidates
+        for held in keys
     )
 
 
-def _request_keys(story_id: int) -> list[str | None]:
+def request_keys(story_id: int) -> list[Any]:
+    """The unlisted-link tokens the current request carries for the story: ?key=, the
+    X-Story-Key header, and the one the browser's session remembers."""
     if not has_request_context():
         return []
     held = session.get(SESSION_KEYS)
@@ -131,3 +140,11 @@ def readable_clause(user: User | None) -> Any:
 
 def _not_found(story_id: int) -> NotFound:
     return NotFound(_("Story %(id)s does not exist.", id=story_id))
+
+
+def story_or_none(story_id: int, user: User | None) -> Story | None:
+    """readable_story, or None where it would be a 404."""
+    try:
+        return readable_story(story_id, user)
+    except NotFound:
+        return None

@@ -39,6 +39,7 @@ from app.accounts.locale import current_locale
 from app.accounts.models import User
 from app.config import ROOT
 from app.stories import reads
+from app.stories.access import require_readable
 from app.stories.models import Story
 
 T = TypeVar("T")
@@ -80,6 +81,7 @@ def read_through(
     viewer's answer then comes from the shared cache when it holds the tag, and otherwise
     build(story) makes it (and the cache keeps it).
     """
+    require_readable(story_id, viewer)  # 404 for those who may not read it, 304 or not
     tag = story_etag(kind, story_id, reads.story_revision(story_id), viewer)
     unchanged = not_modified(tag, vary)
     if unchanged is not None:

@@ -26,11 +26,11 @@ from app.moderation.filter import human_verdict
 from app.moderation.reports import resolve_reports
 from app.runners.queue import get_job_queue
 from app.stories import rules
-from app.stories.access import new_share_token
+from app.stories.access import new_share_token, readable_story
 from app.stories.append import add_turn, fits
 from app.stories.jobs import new_job, withdraw_answers
 from app.stories.models import GenerationJob, Participant, Story, Turn
-from app.stories.reads import get_story, lock_story, participant
+from app.stories.reads import lock_story, participant
 from app.stories.rooms import set_tags
 from app.stories.serialize import job_dict, turn_dict
 from app.stories.skips import restart_clock
@@ -62,6 +62,7 @@ def create_story(owner: User, data: dict[str, Any]) -> Story:
 
 def update_story(story_id: int, actor: User, data: dict[str, Any]) -> Story:
     fields = story_fields(data, partial=True)
+    readable_story(story_id, actor)
     story = lock_story(story_id)
     try:
         rules.require_manager(story, actor)
@@ -85,6 +86,7 @@ def update_story(story_id: int, actor: User, data: dict[str, Any]) -> Story:
 
 def set_status(story_id: int, actor: User, status: str, reason: str | None = None) -> Story:
     """Open, lock or finish a story (a moderator's `reason` is audited)."""
+    readable_story(story_id, actor)
     story = lock_story(story_id)
     rules.require_manager(story, actor)
     story.status = status
@@ -96,6 +98,7 @@ def set_status(story_id: int, actor: User, status: str, reason: str | None = Non
 
 
 def delete_story(story_id: int, actor: User, reason: str | None = None) -> None:
+    readable_story(story_id, actor)
     story = lock_story(story_id)
     rules.require_manager(story, actor)
     _audit(story, actor, "story.delete", reason, title=story.title)
@@ -117,11 +120,18 @@ def _audit(story: Story, actor: User, action: str, reason: str | None, **details
 
 
 def join_story(story_id: int, user: User) -> Participant:
-    """Join a story (idempotent); join order is the round-robin order."""
+    """Join a story (idempotent); join order is the round-robin order. An "invited only"
+    story is joined through an invitation (app/stories/rooms.py accept_invitation)."""
     rules.require_writer(user)
+    readable_story(story_id, user)
     story = lock_story(story_id)
     existing = participant(story, user)
     if existing is None:
+        try:
+            rules.check_may_join(story, user)
+        except RelayError:
+            db.session.rollback()
+            raise
         existing = Participant(story_id=story.id, user_id=user.id)
         db.session.add(existing)
     db.session.commit()
@@ -144,7 +154,7 @@ def append_human_turn(
     rules.require_writer(user)
     text = clean_text(text, "text", current_app.config["PARAGRAPH_MAX_CHARS"])
     expected = rules.expected_position(expected_position)
-    found = get_story(story_id)
+    found = readable_story(story_id, user)
     hit = human_verdict(text, found.language, found.filter_strictness)
     hold = hit is not None and hit.action == "hold"
     if hit is not None and hit.action == "reject":
@@ -165,7 +175,7 @@ def append_human_turn(
         rules.check_writable(story, user, expected)
         held = {"held": True, "held_reason": f"filter: {hit.value}"} if hold else {}
         turn = add_turn(story, kind="human", text=text, author_id=user.id, **held)
-        if participant(story, user) is None:
+        if participant(story, user) is None:  # write_access "anyone": writing joins
             db.session.add(Participant(story_id=story.id, user_id=user.id))
         job = None if hold else new_job(story, turn, user.id)
         db.session.commit()
@@ -184,6 +194,7 @@ def regenerate(story_id: int, position: int, user: User) -> GenerationJob:
     """Ask the model again for the answer at `position` (kept, hidden, in the history);
     or, at the writer's own paragraph whose answer failed, ask again (a retry)."""
     rules.require_writer(user)
+    readable_story(story_id, user)
     story = lock_story(story_id)
     try:
         turn, human = rules.check_regenerable(story, position, user)

@@ -112,6 +112,7 @@ def check_writable(story: Story, user: User, expected: int) -> None:
     check_open(story)
     check_position(story, expected)
     check_not_waiting(story)
+    check_write_access(story, user)
     check_turn_order(story, user)
     check_room(story)
     check_queue_room()
@@ -124,6 +125,7 @@ def may_write(story: Story, user: User | None) -> bool:
     try:
         check_open(story)
         check_not_waiting(story)
+        check_write_access(story, user)
         check_turn_order(story, user)
         check_room(story)
     except Conflict:
@@ -173,6 +175,29 @@ def check_not_waiting(story: Story) -> None:
             _("The model is still writing its turn; wait for it to finish."),
             code="generation_pending",
             job=job_dict(job),
+        )
+
+
+def check_write_access(story: Story, user: User) -> None:
+    """Who writes: anyone signed in (writing joins), or those who joined (an "invited
+    only" story is joined through an invitation)."""
+    if story.write_access == "anyone" or participant(story, user) is not None:
+        return
+    if story.write_access == "invited":
+        raise Conflict(
+            _("Only invited writers take part in this story."), code="invitation_required"
+        )
+    raise Conflict(_("Join this story to write in it."), code="not_a_participant")
+
+
+def check_may_join(story: Story, user: User) -> None:
+    """Joining without an invitation: not where only invited writers take part (nor a
+    private story, which only its participants can see), nor a finished one."""
+    if story.status == "finished":
+        raise Conflict(_("The story is finished."), code="story_finished")
+    if story.write_access == "invited" or story.visibility == "private":
+        raise Conflict(
+            _("Only invited writers take part in this story."), code="invitation_required"
         )
 
 

@@ -107,7 +107,10 @@ def job_dict(job: GenerationJob) -> dict[str, Any]:
     }
 
 
-def story_dict(story: Story, turn_count: int | None = None) -> dict[str, Any]:
+def story_dict(
+    story: Story, turn_count: int | None = None, share_url: str | None = None
+) -> dict[str, Any]:
+    """The story's public fields; `share_url` (the unlisted link) only for its managers."""
     return {
         "id": story.id,
         "title": story.title,
@@ -123,6 +126,13 @@ def story_dict(story: Story, turn_count: int | None = None) -> dict[str, Any]:
         "last_position": story.last_position,
         "turn_count": turn_count,
         "participants": [p.user.username for p in story.participants],
+        "tags": [tag.name for tag in story.tags],
+        "forked_from": (
+            {"id": story.forked_from_id, "position": story.forked_from_position}
+            if story.forked_from_id is not None
+            else None
+        ),
+        "turn_due_at": _iso(story.turn_due_at),
         "created_at": _iso(story.created_at),
         "updated_at": _iso(story.updated_at),
     }

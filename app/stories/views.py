@@ -24,7 +24,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from app.accounts.auth import current_user_or_none
@@ -35,10 +35,13 @@ from app.extensions import db, limiter, login_manager
 from app.formerrors import attach_error, form_message
 from app.inputs import PAGE_MAX, arg_int
 from app.moderation.queries import reported_by
-from app.stories import caching, reads, relay
+from app.stories import caching, reads, relay, search
+from app.stories.access import readable_story
 from app.stories.export import export_story
+from app.stories.fork import fork_origin
 from app.stories.forms import StoryForm, TurnForm
-from app.stories.models import Story
+from app.stories.models import LANGUAGES, STATUSES, Story
+from app.stories.rules import can_manage
 from app.stories.serialize import job_dict, paragraph_numbers, turn_dict, turn_dicts
 from app.stories.viewer import story_state
 
@@ -92,18 +95,51 @@ def _turn_limit() -> str:
 
 @bp.route("/")
 def index() -> str:
-    """Stories, most recently active first, with their number of visible turns."""
+    """The stories the viewer may see, with their number of visible turns: searched,
+    filtered and sorted by the form's GET arguments (app/stories/search.py), most recently
+    active first by default; a bad argument is a message above the unfiltered list."""
     page = arg_int("page", 1, low=1, high=PAGE_MAX)
-    query = select(Story).order_by(Story.updated_at.desc(), Story.id.desc())
-    total = db.session.scalar(select(func.count(Story.id)))
+    filters, query, error = _story_list(current_user_or_none())
+    total = search.count_of(query)
     pages = max(1, -(-total // STORIES_PER_PAGE))
     page = min(max(page, 1), pages)
     stories = db.session.scalars(
-        query.limit(STORIES_PER_PAGE).offset((page - 1) * STORIES_PER_PAGE)
+        query.options(selectinload(Story.tags))
+        .limit(STORIES_PER_PAGE)
+        .offset((page - 1) * STORIES_PER_PAGE)
     ).all()
     counts = reads.visible_turn_counts([story.id for story in stories])
     rows = [(story, counts[story.id]) for story in stories]
-    return render_template("stories/index.html", rows=rows, page=page, pages=pages)
+    return render_template(
+        "stories/index.html",
+        rows=rows,
+        page=page,
+        pages=pages,
+        total=total,
+        filters=filters,
+        search_error=error,
+        params=_list_params(filters),
+        languages=LANGUAGES,
+        statuses=STATUSES,
+    )
+
+
+def _story_list(user: User | None) -> tuple[search.StoryFilters, Any, str | None]:
+    """The request's filters and their query, or the defaults' and why the request's failed."""
+    try:
+        filters = search.parse_filters(request.args)
+        return filters, search.story_query(filters, user), None
+    except (Invalid, Unauthorized) as exc:
+        filters = search.StoryFilters()
+        return filters, search.story_query(filters, user), exc.message
+
+
+def _list_params(filters: search.StoryFilters) -> dict[str, str]:
+    """The filters as query arguments, for the page links (defaults left out)."""
+    params = {"q": filters.q, "language": filters.language, "status": filters.status}
+    params |= {"tag": filters.tag, "mine": "1" if filters.mine else None}
+    params["sort"] = filters.sort if filters.sort != "activity" else None
+    return {name: value for name, value in params.items() if value}
 
 
 @bp.route("/stories/<int:story_id>")
@@ -136,13 +172,13 @@ def turns_json(story_id: int) -> Response:
 @bp.route("/stories/<int:story_id>/state.json")
 def state_json(story_id: int) -> Response:
     """Who may write next, whether the model is writing, what the viewer may regenerate."""
-    return jsonify(story_state(reads.get_story(story_id), current_user_or_none()))
+    return jsonify(story_state(_readable(story_id), current_user_or_none()))
 
 
 @bp.route("/stories/<int:story_id>/events")
 def events(story_id: int) -> Response:
     """Server-Sent Events for one story (new turns, streamed model text, hiding)."""
-    reads.get_story(story_id)
+    _readable(story_id)
     try:
         from app.live.sse import event_stream
     except ImportError:
@@ -155,7 +191,7 @@ def export(story_id: int, fmt: str) -> Response:
     """Download the story as plain text (.txt) or Markdown (.md), every turn credited."""
     if fmt not in ("txt", "md"):
         raise Invalid(_("Export as .txt or .md."), field="format")
-    text, mimetype, filename = export_story(reads.get_story(story_id), fmt)
+    text, mimetype, filename = export_story(_readable(story_id), fmt)
     response = current_app.response_class(text, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -195,7 +231,7 @@ def add_turn(story_id: int) -> Response | tuple[Any, int] | str:
         if wants_json():
             raise
         flash(form_message(form, exc), "error")
-        return _render_story(reads.get_story(story_id), form=form), exc.status
+        return _render_story(_readable(story_id), form=form), exc.status
     if wants_json():
         return jsonify({"turn": turn_dict(turn), "job": job_dict(job) if job else None}), 201
     if job is None:
@@ -236,6 +272,22 @@ def join(story_id: int) -> Response:
 # --- helpers -------------------------------------------------------------------
 
 
+def _room_state(story: Story, user: User | None) -> dict[str, bool]:
+    from app.stories.room_views import may_join
+
+    member = user is not None and reads.participant(story, user) is not None
+    return {
+        "manage": can_manage(story, user),
+        "may_join": not member and may_join(story, user),
+        "may_leave": member and user.id != story.owner_id,
+    }
+
+
+def _readable(story_id: int) -> Story:
+    """The story, if the viewer may read it (app/stories/access.py); 404 otherwise."""
+    return readable_story(story_id, current_user_or_none())
+
+
 def _turns_body(story: Story, user: User | None) -> bytes:
     before = arg_int("before", None)
     since = arg_int("since", None)
@@ -264,6 +316,8 @@ def _render_story(story: Story, form: TurnForm | None = None) -> str:
         form=form,
         sees_hidden=reads.sees_hidden(user),
         is_participant=reads.participant(story, user) is not None,
+        room=_room_state(story, user),
         reported=reported_by(user.id if user else None, [t.id for t in turns]),
         numbers=paragraph_numbers(turns),
+        fork=fork_origin(story, user),
     )
