@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
+
 from app.accounts.models import utcnow
 from app.extensions import db
-from app.stories.models import Story, Turn
+from app.stories.models import Participant, Story, Turn
+from app.stories.skips import restart_clock
 
 
 def add_turn(story: Story, **fields: Any) -> Turn:
@@ -21,11 +24,27 @@ def add_turn(story: Story, **fields: Any) -> Turn:
         fields["held_reason"] = fits(fields["held_reason"], Turn.held_reason)
     turn = Turn(story_id=story.id, position=story.last_position, **fields)
     db.session.add(turn)
+    restart_clock(story)  # the turn moved on: the next writer's time starts now
+    if turn.kind == "human" and turn.author_id is not None:
+        _reset_skips(story, turn.author_id)
     db.session.flush()
     from app.notifications.service import on_turn_added
 
     on_turn_added(story, turn)  # same transaction: told only once the turn is committed
     return turn
+
+
+def _reset_skips(story: Story, user_id: int) -> None:
+    """A writer who writes has missed no turn in a row (app/stories/skips.py)."""
+    db.session.execute(
+        update(Participant)
+        .where(
+            Participant.story_id == story.id,
+            Participant.user_id == user_id,
+            Participant.skips > 0,
+        )
+        .values(skips=0)
+    )
 
 
 def fits(text: str, column: Any) -> str:

@@ -28,7 +28,7 @@ from app.extensions import db
 log = logging.getLogger(__name__)
 
 # "module:function" of every deadline sweep; add a kind of deadline by adding its line.
-SWEEPS: tuple[str, ...] = ()
+SWEEPS: tuple[str, ...] = ("app.stories.skips:skip_overdue",)
 
 
 def _resolve(path: str) -> Callable[[datetime], int]:

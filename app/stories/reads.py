@@ -17,7 +17,7 @@ from app.accounts.models import User
 from app.database import begin_write, is_sqlite
 from app.errors import NotFound
 from app.extensions import db
-from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story, Turn
+from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story, Turn, TurnSkip
 
 
 def get_story(story_id: int) -> Story:
@@ -143,14 +143,32 @@ def last_human_author(story: Story) -> int | None:
 
 
 def next_writer_id(story: Story) -> int | None:
-    """Round robin: the participant after the writer of the last visible human turn."""
+    """Round robin: the participant after the writer of the last visible human turn; or,
+    when the writer whose turn it was got skipped since (app/stories/skips.py) and the story
+    has not moved on, the participant the skip handed the turn to."""
     order = [p.user_id for p in story.participants]
     if not order:
         return None
+    handed = skipped_to(story)
+    if handed in order:
+        return handed
     last = last_human_author(story)
     if last not in order:
         return order[0]
     return order[(order.index(last) + 1) % len(order)]
+
+
+def skipped_to(story: Story) -> int | None:
+    """Who the latest turn skip handed the turn to, if no turn was added since."""
+    skip = db.session.execute(
+        select(TurnSkip.position, TurnSkip.next_user_id)
+        .where(TurnSkip.story_id == story.id)
+        .order_by(TurnSkip.id.desc())
+        .limit(1)
+    ).first()
+    if skip is None or skip.position != story.last_position:
+        return None
+    return skip.next_user_id
 
 
 def participant(story: Story, user: User | None) -> Participant | None:

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 
 from app.accounts.models import User
 from app.extensions import db
-from app.stories import rules
+from app.stories import rules, skips
 from app.stories.models import JobStatus, Story
 from app.stories.reads import (
     awaiting_review,
@@ -23,7 +23,7 @@ from app.stories.reads import (
     participant,
     pending_job,
 )
-from app.stories.serialize import job_dict
+from app.stories.serialize import _iso, job_dict
 
 
 def story_state(story: Story, user: User | None) -> dict[str, Any]:
@@ -44,6 +44,20 @@ def story_state(story: Story, user: User | None) -> dict[str, Any]:
         "hint": whose_turn(story, user, pending is not None, awaiting),
         "can_write": rules.may_write(story, user),
         "regenerate_position": rules.regenerable_position(story, user),
+        **_deadline(story, user, waiting=pending is not None or awaiting),
+    }
+
+
+def _deadline(story: Story, user: User | None, waiting: bool) -> dict[str, Any]:
+    """Round robin: when the current writer's time ends (not while the model writes or a
+    moderator reviews: the clock starts again after), and the recent skips."""
+    if story.policy != "round_robin":
+        return {"turn_due_at": None, "deadline": None, "skips": []}
+    writer = next_writer_id(story) if story.turn_due_at and not waiting else None
+    return {
+        "turn_due_at": _iso(story.turn_due_at),
+        "deadline": skips.deadline_sentence(story, user, writer),
+        "skips": skips.skip_dicts(story),
     }
 
 

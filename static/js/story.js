@@ -16,6 +16,8 @@
   const turnError = document.getElementById("turn-error");
   const hint = document.getElementById("turn-hint");
   const genError = document.getElementById("generation-error");
+  const deadline = document.getElementById("turn-deadline");
+  const skipList = document.getElementById("turn-skips");
   const regenForm = document.getElementById("regenerate-form");
   const liveStatus = document.getElementById("live-status");
   const announcer = document.getElementById("turn-announcer");
@@ -186,6 +188,7 @@
     lastPosition = Math.max(lastPosition, latest);
     syncExpected();
     if (hint) hint.textContent = state.hint || "";
+    showDeadline(state);
     setCanWrite(Boolean(state.can_write));
     if (conflictShown && state.can_write && !state.pending_job) {
       conflictShown = false;
@@ -200,6 +203,25 @@
       if (position) {
         regenForm.action = story.dataset.regenerateUrl.replace(/\/0\/regenerate$/, `/${Number(position)}/regenerate`);
       }
+    }
+  }
+
+  // Round robin with a time per turn: whose time ends when, and the recent skips.
+  function showDeadline(state) {
+    if (deadline) {
+      deadline.textContent = state.deadline || "";
+      deadline.dataset.dueAt = state.turn_due_at || "";
+      deadline.hidden = !state.deadline;
+    }
+    if (skipList) {
+      const items = (state.skips || []).map((skip) => {
+        const item = document.createElement("li");
+        item.dataset.at = String(skip.at || "");
+        item.textContent = String(skip.text || "");
+        return item;
+      });
+      skipList.replaceChildren(...items);
+      skipList.hidden = items.length === 0;
     }
   }
 
@@ -305,6 +327,10 @@
         placeTurn(event.turn);
         if (event.turn.number) renumberAfter(Number(event.turn.position), +1, null);
       }
+      refreshState();
+    },
+    turn_skipped() {
+      // A writer's time ran out: the turn, the deadline and the list of skips changed.
       refreshState();
     },
     story_updated(event) {
