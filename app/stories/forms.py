@@ -14,14 +14,28 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import InputRequired, Optional, ValidationError
 
 from app.accounts.locale import current_locale
 from app.labels import language_label
 from app.stories import lengths
 from app.stories.models import LANGUAGES
-from app.stories.validation import PRESETS
+from app.stories.validation import (
+    PRESETS,
+    SKIP_LIMIT_MAX,
+    TURN_SECONDS_MAX,
+    clean_tags,
+    model_language,
+)
 
 LANGUAGE_CHOICES = [("en", _l("English")), ("ko", _l("Korean · 한국어"))]
 POLICY_CHOICES = [
@@ -149,3 +163,147 @@ class TurnForm(FlaskForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.text.render_kw = {"maxlength": current_app.config["PARAGRAPH_MAX_CHARS"], "rows": 5}
+
+
+# --- a story's settings (its owner and moderators) ---------------------------------
+
+VISIBILITY_CHOICES = [
+    ("public", _l("Public — listed, and anyone may read it")),
+    ("unlisted", _l("Unlisted — not listed; anyone with its link may read it")),
+    ("private", _l("Private — only its participants (and moderators) may read it")),
+]
+WRITE_ACCESS_CHOICES = [
+    ("anyone", _l("Anyone signed in")),
+    ("participants", _l("Only those who joined the story")),
+    ("invited", _l("Only those invited")),
+]
+SKIP_ACTION_CHOICES = [
+    ("move", _l("Move them to the end of the round")),
+    ("remove", _l("Remove them from the round")),
+]
+
+
+class StorySettingsForm(FlaskForm):
+    """What the owner may change once a story has begun (app/stories/settings_views.py)."""
+
+    title = StringField(_l("Title"), validators=[InputRequired()])
+    opening = TextAreaField(
+        _l("Opening passage"), description=_l("It can only change before the first turn.")
+    )
+    policy = RadioField(_l("Who writes next"), choices=POLICY_CHOICES)
+    turn_minutes = IntegerField(
+        _l("Turn deadline, in minutes"),
+        validators=[Optional()],
+        description=_l(
+            "Round robin: the writer whose turn it is has this long before they are "
+            "skipped. Leave it empty for no deadline."
+        ),
+    )
+    skip_limit = IntegerField(
+        _l("Skips in a row before a writer is moved or removed"), validators=[Optional()]
+    )
+    skip_action = RadioField(_l("Then"), choices=SKIP_ACTION_CHOICES)
+    visibility = RadioField(_l("Who reads"), choices=VISIBILITY_CHOICES)
+    write_access = RadioField(_l("Who writes"), choices=WRITE_ACCESS_CHOICES)
+    preset = RadioField(
+        _l("How the model writes"), choices=[(p, PRESET_LABELS[p]) for p in PRESETS]
+    )
+    model = SelectField(_l("Model"), choices=[])
+    tags = StringField(_l("Tags"), description=_l("Separated by commas, at most 8."))
+
+    def __init__(self, story: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, data=settings_of(story), **kwargs)
+        cfg = current_app.config
+        self.title.render_kw = {"maxlength": cfg["TITLE_MAX_CHARS"]}
+        self.opening.render_kw = {"maxlength": cfg["OPENING_MAX_CHARS"], "rows": 6}
+        if story.last_position > 0:
+            self.opening.render_kw["readonly"] = True
+        self.model.choices = _model_choices(story)
+        self.turn_minutes.render_kw = {"min": 1, "max": TURN_SECONDS_MAX // 60}
+        self.skip_limit.render_kw = {"min": 1, "max": SKIP_LIMIT_MAX}
+
+    def validate_turn_minutes(self, field: IntegerField) -> None:
+        if field.data is not None and not 1 <= field.data <= TURN_SECONDS_MAX // 60:
+            raise ValidationError(
+                _(
+                    "Between %(low)s and %(high)s minutes, or empty for no deadline.",
+                    low=1,
+                    high=TURN_SECONDS_MAX // 60,
+                )
+            )
+
+    def changes(self, story: Any) -> dict[str, Any]:
+        """The fields that differ from the story's, as app.stories.relay.update_story
+        takes them (tags cleaned, so an unchanged list counts as unchanged)."""
+        minutes = self.turn_minutes.data
+        wanted = {
+            "title": self.title.data,
+            "opening": (self.opening.data or "").replace("\r\n", "\n"),
+            "policy": self.policy.data,
+            "turn_seconds": minutes * 60 if minutes else None,
+            "skip_limit": self.skip_limit.data,
+            "skip_action": self.skip_action.data,
+            "visibility": self.visibility.data,
+            "write_access": self.write_access.data,
+            "preset": self.preset.data,
+            "model": self.model.data,
+            "tags": clean_tags(self.tags.data),
+        }
+        current = settings_of(story)
+        current["turn_seconds"] = story.turn_seconds
+        current["tags"] = [tag.name for tag in story.tags]
+        return {
+            key: value for key, value in wanted.items() if _differs(key, value, current.get(key))
+        }
+
+
+def _differs(key: str, value: Any, current: Any) -> bool:
+    if key in ("title", "opening") and isinstance(value, str):
+        return value.strip() != current
+    return value != current
+
+
+def settings_of(story: Any) -> dict[str, Any]:
+    """The settings form's fields as the story has them now."""
+    return {
+        "title": story.title,
+        "opening": story.opening,
+        "policy": story.policy,
+        "turn_minutes": story.turn_seconds // 60 if story.turn_seconds else None,
+        "skip_limit": story.skip_limit,
+        "skip_action": story.skip_action,
+        "visibility": story.visibility,
+        "write_access": story.write_access,
+        "preset": story.preset,
+        "model": story.model_key,
+        "tags": ", ".join(tag.name for tag in story.tags),
+    }
+
+
+def _model_choices(story: Any) -> list[tuple[str, str]]:
+    """The configured models that write the story's language (or any language)."""
+    choices = [
+        (choice.key, choice.key if choice.name == choice.key else f"{choice.key} · {choice.name}")
+        for choice in lengths.model_choices()
+        if model_language(choice.key) in (story.language, None)
+    ]
+    if story.model_key not in {key for key, _label in choices}:
+        choices.insert(0, (story.model_key, story.model_key))
+    return choices
+
+
+class StoryStatusForm(FlaskForm):
+    """Lock, finish or reopen (the button pressed names the status)."""
+
+    status = HiddenField()
+
+
+class DeleteStoryForm(FlaskForm):
+    confirm = BooleanField(_l("Yes, delete this story and every turn in it, for good"))
+
+
+class ForkForm(FlaskForm):
+    """Start a new story from a paragraph (the button pressed names its position)."""
+
+    position = HiddenField()
+    title = StringField(_l("Title of the new story"), validators=[Optional()])
