@@ -97,16 +97,19 @@ def init_api(app: Flask) -> None:
         authorizations=AUTHORIZATIONS,
         security="bearer",
     )
-    api.models.update({model.name: model for model in schemas.ALL})
+    from app.api import room_schemas
+
+    api.models.update({model.name: model for model in schemas.ALL + room_schemas.ALL})
     for module in (auth, stories, turns, jobs, model_list, health):
         api.add_namespace(module.ns)
     from app.api import admin, reports  # moderation
 
     api.add_namespace(reports.ns)
     api.add_namespace(admin.ns)
-    from app.api import notifications
+    from app.api import notifications, rooms
 
     api.add_namespace(notifications.ns)
+    api.add_namespace(rooms.ns)
     csrf.exempt(bp)
     bp.before_request(refuse_bad_token)
     bp.before_request(csrf_for_session_users)

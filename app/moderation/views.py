@@ -35,6 +35,7 @@ from app.inputs import PAGE_MAX, arg_int, local_path
 from app.labels import status_label
 from app.moderation import lookup, queries, reports, service
 from app.moderation.forms import FilterRuleForm, ReportForm, RoleForm
+from app.stories.access import request_may_read
 from app.stories.models import Turn
 from app.stories.serialize import paragraph_number
 from app.stories.views import security_headers
@@ -312,7 +313,11 @@ def _reportable(turn_id: int) -> Turn:
     turn = db.session.get(Turn, turn_id)
     visible = turn is not None and (
         current_user.is_moderator
-        or (not turn.hidden and (not turn.held or turn.author_id == current_user.id))
+        or (
+            not turn.hidden
+            and (not turn.held or turn.author_id == current_user.id)
+            and request_may_read(turn.story, current_user)
+        )
     )
     if not visible:
         raise NotFound(_("Turn %(id)s does not exist.", id=turn_id))

@@ -146,6 +146,8 @@ class Invitation(db.Model):
     uses: Mapped[int] = mapped_column(default=0, server_default="0")
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
+    created_by: Mapped[User] = relationship()
+
 
 class TurnSkip(db.Model):
     """A round-robin writer skipped when their turn's deadline passed; shown to all."""

@@ -142,6 +142,8 @@ def leave(story_id: int) -> Response:
     try:
         rooms.remove_participant(story_id, current_user, current_user.username)
     except RelayError as exc:
+        if exc.status == 404 and access.story_or_none(story_id, current_user) is None:
+            raise
         flash(exc.message, "error")
         return redirect(url_for("stories.show", story_id=story_id))
     flash(_("You left the story."), "success")
@@ -158,7 +160,7 @@ def _room_action(story_id: int, action, done: str) -> Response:  # noqa: ANN001
     try:
         action()
     except RelayError as exc:
-        if exc.status == 404:
+        if exc.status in (403, 404):  # not theirs to change (or to know of): the error page
             raise
         flash(exc.message, "error")
     else:

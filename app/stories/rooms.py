@@ -151,7 +151,7 @@ def accept_invitation(token: str, user: User) -> tuple[Story, bool]:
     except Exception:
         db.session.rollback()
         raise
-    publish(story.id, "participants_changed", story_id=story.id)
+    publish(story.id, "participants_changed")
     return story, True
 
 
@@ -198,7 +198,7 @@ def remove_participant(
     if target.id != actor.id and actor.id != story.owner_id:
         record(actor, "story.remove_participant", "story", story.id, reason or "", user=username)
     db.session.commit()
-    publish(story.id, "participants_changed", story_id=story.id)
+    publish(story.id, "participants_changed")
 
 
 def new_share_link(story_id: int, actor: User) -> Story:

@@ -71,6 +71,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() + "Z" if value else None
 
 
+iso = _iso  # the one timestamp format, for the API's other shapes
+
+
 def turn_dict(turn: Turn, number: int | None = _UNSET) -> dict[str, Any]:
     return {
         "id": turn.id,
@@ -126,6 +129,12 @@ def story_dict(
         "last_position": story.last_position,
         "turn_count": turn_count,
         "participants": [p.user.username for p in story.participants],
+        "visibility": story.visibility,
+        "write_access": story.write_access,
+        "turn_seconds": story.turn_seconds,
+        "skip_limit": story.skip_limit,
+        "skip_action": story.skip_action,
+        "share_url": share_url,
         "tags": [tag.name for tag in story.tags],
         "forked_from": (
             {"id": story.forked_from_id, "position": story.forked_from_position}

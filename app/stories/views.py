@@ -247,7 +247,7 @@ def regenerate(story_id: int, position: int) -> Response | tuple[Any, int]:
     try:
         job = relay.regenerate(story_id, position, current_user)
     except RelayError as exc:
-        if wants_json():
+        if wants_json() or exc.status == 404:
             raise
         flash(exc.message, "error")
         return redirect(url_for("stories.show", story_id=story_id))
@@ -263,6 +263,8 @@ def join(story_id: int) -> Response:
     try:
         relay.join_story(story_id, current_user)
     except RelayError as exc:
+        if exc.status == 404:
+            raise
         flash(exc.message, "error")
     else:
         flash(_("You joined this story."), "success")
