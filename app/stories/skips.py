@@ -18,11 +18,13 @@ from typing import Any
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User, utcnow
 from app.errors import NotFound
 from app.extensions import db
 from app.live.events import publish
+from app.notifications.service import notify_next_writer
 from app.stories.models import Participant, Story, TurnSkip
 from app.stories.reads import awaiting_review, lock_story, next_writer_id, pending_job
 
@@ -116,8 +118,6 @@ def skip_if_due(story_id: int, now: datetime) -> int:
     db.session.add(skip)
     restart_clock(story, now)
     db.session.flush()
-    from app.notifications.service import notify_next_writer  # it reads app.stories
-
     notify_next_writer(story)
     outcome = skip.outcome
     db.session.commit()
@@ -148,6 +148,7 @@ def recent_skips(story: Story, limit: int = RECENT_SKIPS) -> list[TurnSkip]:
         db.session.scalars(
             select(TurnSkip)
             .where(TurnSkip.story_id == story.id)
+            .options(joinedload(TurnSkip.user).load_only(User.id, User.username))
             .order_by(TurnSkip.id.desc())
             .limit(limit)
         )

@@ -269,3 +269,14 @@ def test_the_skip_is_shown_to_everyone(app, f):
     assert state["turn_due_at"].endswith("Z")
     body = client.get(f"/api/v1/stories/{sid}").get_json()
     assert body["turn_due_at"] == state["turn_due_at"]
+
+
+def test_the_skip_reads_in_korean(app, f):
+    """Does a Korean reader see the skip and the deadline in Korean?"""
+    a, b = f.user("alice"), f.user("bobby")
+    sid = round_robin(f, a, b, skip_limit=1)
+    overdue(sid)
+    client = app.test_client()
+    page = client.get(f"/stories/{sid}", headers={"Accept-Language": "ko"}).get_data(as_text=True)
+    assert "alice 님이 차례를 연속으로 너무 많이 놓쳐 순서의 맨 끝으로 옮겨졌습니다." in page
+    assert "bobby 님의 차례는" in page
