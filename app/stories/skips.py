@@ -7,6 +7,10 @@ story's last_position and who holds the turn after it: app/stories/reads.py
 next_writer_id honours the latest skip while the story has not moved on. Only
 human writers wait on the clock: while the model writes, or a paragraph awaits
 a moderator, nobody is skipped and the clock starts again.
+
+Round-robin order is (Participant.seat, id). Everyone joins with seat 0; moving
+a writer to the end steps everyone else down a seat, so seats stay at most 0
+and a later joiner (seat 0, a later id) still comes after the moved writer.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from flask_babel import format_datetime
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User, utcnow
@@ -46,14 +50,6 @@ def restart_clock(story: Story, now: datetime | None = None) -> None:
         story.turn_due_at = None
         return
     story.turn_due_at = (now or utcnow()) + timedelta(seconds=story.turn_seconds)
-
-
-def next_seat(story: Story) -> int:
-    """A seat after everyone's: the end of the round (a writer moved there, or one joining)."""
-    highest = db.session.scalar(
-        select(func.max(Participant.seat)).where(Participant.story_id == story.id)
-    )
-    return (highest or 0) + 1
 
 
 # --- the sweep -----------------------------------------------------------------------
@@ -134,9 +130,21 @@ def _apply_limit(story: Story, held: Participant) -> str:
     if story.skip_action == "remove":
         db.session.delete(held)
         return "removed"
-    held.seat = next_seat(story)
+    _seat_last(story, held)
     held.skips = 0
     return "moved"
+
+
+def _seat_last(story: Story, held: Participant) -> None:
+    """Put `held` at the end of the round. Seats stay at most 0, the seat a writer joins
+    with: everyone else steps down one and `held` takes 0, so whoever joins later (seat 0,
+    a later id) still comes after them, without the join code knowing about seats."""
+    db.session.execute(
+        update(Participant)
+        .where(Participant.story_id == story.id, Participant.id != held.id)
+        .values(seat=Participant.seat - 1)
+    )
+    held.seat = 0
 
 
 # --- what readers see ------------------------------------------------------------------

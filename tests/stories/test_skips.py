@@ -119,7 +119,7 @@ def test_the_next_writer_is_told(f):
 
 def test_skip_limit_moves_the_writer_to_the_end(f):
     """Skipped skip_limit times in a row, does the writer go to the end of the round?"""
-    a, b, c = f.user(), f.user(), f.user()
+    a, b, c, d = f.user(), f.user(), f.user(), f.user()
     sid = round_robin(f, a, b, c, skip_limit=2, skip_action="move")
     for _ in range(3):  # a, b, c each miss once; the turn is a's again
         assert overdue(sid) == 1
@@ -130,6 +130,10 @@ def test_skip_limit_moves_the_writer_to_the_end(f):
     assert order(sid) == [b, c, a]
     assert skips_of(sid, a) == 0 and skips_of(sid, b) == 1
     assert reads.next_writer_id(story(sid)) == b
+    relay.join_story(sid, user(d))
+    assert order(sid) == [b, c, a, d]  # a later joiner still comes after the moved writer
+    overdue(sid)  # b's second miss in a row: behind everyone, d included
+    assert order(sid) == [c, a, d, b]
 
 
 def test_skip_limit_removes_the_writer(f):
@@ -145,7 +149,7 @@ def test_skip_limit_removes_the_writer(f):
     assert exc.value.code == "not_a_participant"
     write(sid, b)
     relay.join_story(sid, user(a))
-    assert a in order(sid)
+    assert order(sid) == [b, c, a]  # back, at the end of the round
 
 
 def test_writing_resets_the_count(f):
