@@ -293,3 +293,37 @@ def test_the_index_explains_bad_arguments(client, f, query: str):
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert 'class="flash flash-error search-error"' in page and "Winter" in page
+
+
+def test_the_migration_indexes_existing_stories(db_url, tiny_model_dir):
+    """Does upgrading a database that already holds stories make them searchable (the
+    migration fills the search tables), and do later writes keep them in step?"""
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from tests.conftest import make_app
+
+    application = make_app(db_url, tiny_model_dir, RELAY_START_RUNNER=False)
+    with application.app_context():
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade(revision="f3b8d2a61c47")
+    try:
+        f = Factory(application)
+        sid = f.story(f.user(), title="민준이의 등대")
+        add_turn(application, sid, "Amber light.")
+        add_turn(application, sid, "A held secret.", held=True)
+        with application.app_context():
+            upgrade()
+        assert found(application, q="민준") == [sid] and found(application, q="amber") == [sid]
+        assert found(application, q="secret") == []
+        later = f.story(f.user(), title="Later lighthouse")
+        assert found(application, q="lighthouse") == [later]
+    finally:
+        with application.app_context():
+            db.session.remove()
+            db.drop_all()
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        close_app(application)
