@@ -14,8 +14,9 @@ Both databases give the same answer:
   GIN indexes on stories.title, stories.opening and turns.text;
 - SQLite: FTS5 tables with the trigram tokenizer (story_search over title and
   opening, turn_search over visible turns' text), kept in sync by triggers; a
-  quoted phrase MATCH is a case-insensitive substring match there. Queries
-  under three characters (no trigram to look up) use LIKE on the tables.
+  quoted phrase MATCH is a case-insensitive substring match there (Unicode
+  case folding, as ILIKE's). Queries under three characters (no trigram to
+  look up) use LIKE on the tables, once per upper/lower-case spelling.
 
 The search objects are created with the tables (metadata hooks below, for
 `db.create_all()`) and by the migration a1d5c9e3f7b2; they are not in the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import product
 from typing import Any
 
 from flask_babel import gettext as _
@@ -232,15 +234,25 @@ def _matching_story_ids(q: str) -> Any:
             .where(literal_column("story_search").op("MATCH")(phrase)),
             select(_turn_fts.c.story_id).where(literal_column("turn_search").op("MATCH")(phrase)),
         )
-    pattern = "%" + escape_like(q) + "%"
+    # SQLite's LIKE folds ASCII letters only: a short query (no FTS) tries each case of
+    # its letters, as PostgreSQL's ILIKE and FTS5's folding match "É" to "é".
+    variants = _case_variants(q) if _dialect() == "sqlite" else [q]
+    patterns = ["%" + escape_like(variant) + "%" for variant in variants]
+
+    def contains(col: Any) -> Any:
+        return or_(*(col.ilike(pattern, escape="\\") for pattern in patterns))
+
     return union(
-        select(Story.id).where(
-            or_(Story.title.ilike(pattern, escape="\\"), Story.opening.ilike(pattern, escape="\\"))
-        ),
+        select(Story.id).where(or_(contains(Story.title), contains(Story.opening))),
         select(Turn.story_id).where(
-            Turn.hidden.is_(False), Turn.held.is_(False), Turn.text.ilike(pattern, escape="\\")
+            Turn.hidden.is_(False), Turn.held.is_(False), contains(Turn.text)
         ),
     )
+
+
+def _case_variants(q: str) -> list[str]:
+    """Every upper/lower-case spelling of a short query (at most 2**len(q) of them)."""
+    return sorted({"".join(p) for p in product(*({c.lower(), c.upper()} for c in q))})
 
 
 def escape_like(text: str) -> str:

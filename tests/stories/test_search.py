@@ -198,6 +198,7 @@ def test_blank_arguments_are_absent():
 
 
 QUERY_SET = ["민준", "민준이", "준을", "LIGHT", "li", "amber", "%", "_", "the", "e", "바다", "xyz"]
+QUERY_SET += ["É", "é", "fé", "CAFÉ", "caf"]
 
 
 def _fixture_stories(app) -> dict[str, int]:
@@ -209,6 +210,7 @@ def _fixture_stories(app) -> dict[str, int]:
         "en1": f.story(ada, title="The Lighthouse", opening="THE LAMP."),
         "en2": f.story(ada, title="100% sure", opening="snake_case"),
         "en3": f.story(ada, title="Gulls", opening="Wings."),
+        "en4": f.story(ada, title="Café", opening="Crème."),
     }
     add_turn(app, ids["en3"], "Amber light on the water.")
     add_turn(app, ids["ko1"], "바다는 조용했다.")
@@ -230,7 +232,8 @@ def test_sqlite_and_postgresql_give_the_same_results(tmp_path, pg_database, tiny
         finally:
             close_app(application)
     assert results["sqlite"] == results["pg"]
-    assert results["sqlite"][0] == ["ko1", "ko2"] and results["sqlite"][-1] == []
+    assert results["sqlite"][0] == ["ko1", "ko2"] and results["sqlite"][11] == []
+    assert results["sqlite"][12:] == [["en4"]] * 5
 
 
 # --- the API and the page --------------------------------------------------------
