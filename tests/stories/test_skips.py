@@ -273,6 +273,8 @@ def test_the_skip_is_shown_to_everyone(app, f):
     assert state["turn_due_at"].endswith("Z")
     body = client.get(f"/api/v1/stories/{sid}").get_json()
     assert body["turn_due_at"] == state["turn_due_at"]
+    round_ = client.get(f"/api/v1/stories/{sid}/participants").get_json()
+    assert round_["next_writer"] == "bobby"
 
 
 def test_the_skip_reads_in_korean(app, f):
