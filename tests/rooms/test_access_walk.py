@@ -23,34 +23,72 @@ def app(quiet_app: Any) -> Any:
 
 
 class Room:
-    """One story set up for one role: owner, two invited participants, paragraph 1 by the
-    first of them and the model's answer at 2."""
+    """One story set up for one row and role, written straight into the tables (one
+    transaction; the relay's own paths to this state are tested elsewhere): an owner, two
+    participants who joined through an invitation, paragraph 1 by the first of them and
+    the model's answer to it at 2, its job done."""
 
-    def __init__(self, app: Any, factory: Any, users: dict[str, int], visibility: str) -> None:
-        from app.accounts.models import User
+    def __init__(self, app: Any, users: dict[str, int], visibility: str) -> None:
         from app.extensions import db
-        from app.stories import relay, rooms
-        from app.stories.models import GenerationJob, Story, Turn
+        from app.stories.access import new_share_token
+        from app.stories.models import GenerationJob, Invitation, Participant, Story, Turn
 
         self.app = app
-        self.sid = factory.story(users["owner"], visibility=visibility)
         with app.app_context():
-            owner = db.session.get(User, users["owner"])
-            invite = rooms.create_invitation(self.sid, owner)
-            self.invite, token = invite.id, invite.token
+            story = Story(
+                title="A Test Story",
+                language="en",
+                model_key="en",
+                opening="It was dark.",
+                owner_id=users["owner"],
+                visibility=visibility,
+                share_token=new_share_token(),
+                last_position=2,
+            )
+            db.session.add(story)
+            db.session.flush()
+            invite = Invitation(
+                story_id=story.id, token=new_share_token(), created_by_id=users["owner"], uses=2
+            )
+            db.session.add(invite)
+            db.session.flush()
+            db.session.add(Participant(story_id=story.id, user_id=users["owner"]))
             for name in ("participant", "other"):
-                rooms.accept_invitation(token, db.session.get(User, users[name]))
-            writer = db.session.get(User, users["participant"])
-            relay.append_human_turn(self.sid, writer, "The lamp went out.", 0)
-            settle(self.sid)
-            self.tid = db.session.scalars(
-                db.select(Turn.id).where(Turn.story_id == self.sid, Turn.position == 2)
-            ).one()
-            self.job = db.session.scalars(
-                db.select(GenerationJob.id).where(GenerationJob.story_id == self.sid)
-            ).one()
-            self.key = db.session.get(Story, self.sid).share_token
-            self.other = db.session.get(User, users["other"]).username
+                seat = Participant(story_id=story.id, user_id=users[name], invitation_id=invite.id)
+                db.session.add(seat)
+            human = Turn(
+                story_id=story.id,
+                position=1,
+                kind="human",
+                text="The lamp went out.",
+                author_id=users["participant"],
+            )
+            db.session.add(human)
+            db.session.flush()
+            answer = Turn(
+                story_id=story.id,
+                position=2,
+                kind="ai",
+                text="The sea answered.",
+                reply_to_id=human.id,
+                model_key="en",
+            )
+            db.session.add(answer)
+            db.session.flush()
+            job = GenerationJob(
+                story_id=story.id,
+                reply_to_id=human.id,
+                requested_by_id=users["participant"],
+                status="done",
+                finish_reason="answered",
+                turn_id=answer.id,
+                attempts=1,
+            )
+            db.session.add(job)
+            db.session.commit()
+            self.sid, self.tid, self.job, self.invite = story.id, answer.id, job.id, invite.id
+            self.key = story.share_token
+        self.other = "other"
 
     def last_position(self) -> int:
         from app.extensions import db
@@ -102,7 +140,7 @@ def payload(method: str, path: str, room: Room, visibility: str) -> dict[str, An
 def _settings_form(visibility: str) -> dict[str, str]:
     return {
         "title": "Renamed",
-        "opening": "It was a dark night.",
+        "opening": "It was dark.",
         "policy": "open",
         "turn_minutes": "",
         "skip_limit": "3",
@@ -200,7 +238,7 @@ def test_access_walk(app, factory, visibility) -> None:
         room = None
         for name, method, path, *expected in TABLE:
             if room is None or method != "GET":  # a change gets a story of its own
-                room = Room(app, factory, users, visibility)
+                room = Room(app, users, visibility)
             api = path.startswith("/api/")
             client, headers = credentials.client(role, room, api)
             if not api and method == "POST" and ("/turns" in path or "/regenerate" in path):

@@ -216,7 +216,8 @@ def test_unlisted_link_reads_and_a_new_link_revokes_it(app, client, factory) -> 
     owner = factory.headers(factory.user())
     story = api_story(client, owner, visibility="unlisted")
     sid, link = story["id"], story["share_url"]
-    assert link and "/s/" in link and str(sid) not in link.rsplit("/", 1)[1]
+    token = link.rsplit("/s/", 1)[1]
+    assert len(token) >= 32 and token != str(sid)  # unguessable, not the id
     reader = app.test_client()
     assert reader.get(f"/stories/{sid}").status_code == 404
     opened = reader.get(link.replace("http://localhost", ""))
