@@ -116,6 +116,7 @@ class StoryItem(Resource):
     @ns.response(400, "Not a JSON object", schemas.Error)
     @ns.response(401, "No or bad token", schemas.Error)
     @ns.response(403, "Not the owner, a moderator or an admin", schemas.Error)
+    @ns.response(409, "opening_locked (after the first turn) or model_language", schemas.Error)
     @ns.response(422, "Invalid field (a story's model and language cannot change)", schemas.Error)
     def patch(self, story_id: int):
         """Change a story's fields or status (owner, moderator or admin)."""
@@ -139,13 +140,14 @@ class StoryItem(Resource):
 
 
 @ns.route("/<int:story_id>/fork")
-@ns.response(404, "No such story you may read, or no visible turn there", schemas.Error)
+@ns.response(404, "No such story you may read", schemas.Error)
 class StoryFork(Resource):
     @ns.expect(schemas.ForkIn)
     @returns(ns, schemas.StoryOut, code=201, description="The new story, yours")
     @ns.response(400, "Not a JSON object", schemas.Error)
     @ns.response(401, "No or bad token", schemas.Error)
     @ns.response(403, "Your account is suspended", schemas.Error)
+    @ns.response(409, "no_visible_turn: no turn readers see at position", schemas.Error)
     @ns.response(422, "Invalid field (error.field names it)", schemas.Error)
     def post(self, story_id: int):
         """Start a new story from a turn of this one: its visible turns up to `position`,

@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 
 from app.accounts.models import User
 from app.database import begin_write
-from app.errors import Invalid, NotFound
+from app.errors import Conflict, Invalid
 from app.extensions import db
 from app.stories import rules
 from app.stories.access import can_read, new_share_token, readable_story
@@ -45,9 +45,9 @@ COPIED_FIELDS = (
 
 def fork_story(story_id: int, position: int, user: User, title: str | None = None) -> Story:
     """A new story owned by `user`: the source's visible turns up to and including
-    `position` (0: the opening alone). 404 if `user` may not read the source or no
-    visible turn is at `position`; 422 for a position that is not a number 0 or more
-    or a bad title; 403 for a reader not signed in or suspended."""
+    `position` (0: the opening alone). 404 if `user` may not read the source; 409
+    no_visible_turn if no turn readers see is at `position`; 422 for a position that is
+    not a number 0 or more, or a bad title; 403 for a reader not signed in or suspended."""
     user_id = user.id if user is not None and user.is_authenticated else None
     # A write transaction from the start (as relay.create_story): the copy is read in it.
     begin_write()
@@ -93,8 +93,12 @@ def _turns_up_to(source: Story, position: Any) -> list[Any]:
         )
     turns = visible_turns(source) if position else []
     ends = [index for index, turn in enumerate(turns) if turn.position == position]
-    if position and not ends:
-        raise NotFound(_("Story %(id)s has no turn %(position)s.", id=source.id, position=position))
+    if position and not ends:  # a turn hidden, held or not there (yet): the story's state
+        raise Conflict(
+            _("Story %(id)s has no turn %(position)s.", id=source.id, position=position),
+            code="no_visible_turn",
+            field="position",
+        )
     return turns[: ends[0] + 1] if ends else []
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app.accounts.models import User
-from app.errors import Forbidden, Invalid, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.stories import relay
 from app.stories.fork import fork_origin, fork_story
@@ -98,7 +98,7 @@ def test_fork_leaves_hidden_and_held_turns_behind(app, factory):
             (3, "Wind came in."),
         ]
         assert fork.title == "Bob's Way"
-        with pytest.raises(NotFound):
+        with pytest.raises(Conflict):
             fork_story(story_id, 2, _user(bob), None)  # a hidden turn is no place to fork
 
 
@@ -113,12 +113,13 @@ def test_fork_from_the_opening_alone(app, factory):
 
 @pytest.mark.parametrize("position", [-1, "2", None, True, 1.5])
 def test_fork_refuses_a_bad_position(app, factory, position):
-    """Is a position that is not a whole number 0 or more a 422, and nothing stored?"""
+    """Is a position that is not a whole number 0 or more a 422, one that names no turn a
+    409, with nothing stored?"""
     story_id, alice, bob = _story_with_turns(app, factory)
     with app.app_context():
         with pytest.raises(Invalid):
             fork_story(story_id, position, _user(bob), None)
-        with pytest.raises(NotFound):
+        with pytest.raises(Conflict):
             fork_story(story_id, 99, _user(bob), None)
         assert db.session.scalar(db.select(db.func.count(Story.id))) == 1
 
@@ -193,7 +194,8 @@ def test_api_fork(app, client, factory):
 
 
 def test_api_fork_errors(app, client, factory):
-    """Bad position: 422 or 404; unreadable story: 404; no token: 401."""
+    """Bad or missing position: 422; no turn there: 409; unreadable story: 404; no token:
+    401."""
     story_id, alice, bob = _story_with_turns(app, factory)
     private = factory.story(alice, title="Hidden", visibility="private")
     headers = factory.headers(bob)
@@ -201,7 +203,8 @@ def test_api_fork_errors(app, client, factory):
     assert client.post(url, json={"position": -1}, headers=headers).status_code == 422
     assert client.post(url, json={"position": "1"}, headers=headers).status_code == 422
     assert client.post(url, json={}, headers=headers).status_code == 422
-    assert client.post(url, json={"position": 9}, headers=headers).status_code == 404
+    answer = client.post(url, json={"position": 9}, headers=headers)
+    assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "no_visible_turn"
     assert client.post(url, json={"position": 1}).status_code == 401
     answer = client.post(f"/api/v1/stories/{private}/fork", json={"position": 0}, headers=headers)
     assert answer.status_code == 404

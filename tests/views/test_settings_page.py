@@ -220,3 +220,38 @@ def test_settings_page_in_korean(app, client, factory, browser):
         as_text=True
     )
     assert "설정" in page
+
+
+def test_forker_cannot_make_a_private_sources_fork_public(app, client, factory, browser):
+    """Is a fork of a private story kept from going public by its forker, with a message?"""
+    alice, bob = factory.user("alice"), factory.user("bob")
+    source = factory.story(alice)
+    with app.app_context():
+        relay.join_story(source, db.session.get(User, bob))
+        relay.update_story(source, db.session.get(User, alice), {"visibility": "private"})
+    browser.login("bob")
+    assert client.post(f"/stories/{source}/fork", data={"position": "0"}).status_code == 302
+    with app.app_context():
+        forks = db.select(Story.id).where(Story.forked_from_id == source)
+        fork_id = db.session.scalars(forks).one()
+        assert _story(app, fork_id).visibility == "private"
+    data = SETTINGS | {"visibility": "public"}
+    response = client.post(f"/stories/{fork_id}/settings", data=data)
+    assert response.status_code == 403
+    assert "Only the owner of the story this was forked from" in response.get_data(as_text=True)
+    with app.app_context():
+        assert _story(app, fork_id).visibility == "private"
+
+
+def test_moderator_changes_are_audited(app, client, factory, browser):
+    """Does a moderator's change to someone else's story leave an audit row?"""
+    from app.moderation.models import AuditEntry
+
+    story_id = factory.story(factory.user("alice"))
+    factory.user("mod", role="moderator")
+    browser.login("mod")
+    response = client.post(f"/stories/{story_id}/settings", data=SETTINGS | {"preset": "wild"})
+    assert response.status_code == 302
+    with app.app_context():
+        actions = db.session.scalars(db.select(AuditEntry.action)).all()
+        assert "story.update" in actions
