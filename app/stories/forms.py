@@ -61,6 +61,18 @@ STRICTNESS_CHOICES = [
 ]
 
 
+VISIBILITY_CHOICES = [
+    ("public", _l("Public — listed, and anyone may read it")),
+    ("unlisted", _l("Unlisted — not listed; anyone with its link may read it")),
+    ("private", _l("Private — only its participants (and moderators) may read it")),
+]
+WRITE_ACCESS_CHOICES = [
+    ("anyone", _l("Anyone signed in")),
+    ("participants", _l("Only those who joined the story")),
+    ("invited", _l("Only those invited")),
+]
+
+
 class StoryForm(FlaskForm):
     title = StringField(_l("Title"), validators=[InputRequired()])
     language = SelectField(_l("Language of the story"), choices=LANGUAGE_CHOICES, default="en")
@@ -90,6 +102,8 @@ class StoryForm(FlaskForm):
     filter_strictness = RadioField(
         _l("Strong language in this story"), choices=STRICTNESS_CHOICES, default="site"
     )
+    visibility = RadioField(_l("Who reads"), choices=VISIBILITY_CHOICES, default="public")
+    write_access = RadioField(_l("Who writes"), choices=WRITE_ACCESS_CHOICES, default="anyone")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -141,6 +155,8 @@ class StoryForm(FlaskForm):
             "preset": self.preset.data,
             "max_new_tokens": tokens,
             "filter_strictness": self.filter_strictness.data,
+            "visibility": self.visibility.data,
+            "write_access": self.write_access.data,
         }
 
 
@@ -167,16 +183,6 @@ class TurnForm(FlaskForm):
 
 # --- a story's settings (its owner and moderators) ---------------------------------
 
-VISIBILITY_CHOICES = [
-    ("public", _l("Public — listed, and anyone may read it")),
-    ("unlisted", _l("Unlisted — not listed; anyone with its link may read it")),
-    ("private", _l("Private — only its participants (and moderators) may read it")),
-]
-WRITE_ACCESS_CHOICES = [
-    ("anyone", _l("Anyone signed in")),
-    ("participants", _l("Only those who joined the story")),
-    ("invited", _l("Only those invited")),
-]
 SKIP_ACTION_CHOICES = [
     ("move", _l("Move them to the end of the round")),
     ("remove", _l("Remove them from the round")),

@@ -284,3 +284,33 @@ def test_room_page_for_the_owner(app, client, factory) -> None:
     bad = client.post(f"/stories/{sid}/invitations", data={"max_uses": "0", "expires_in": "0"})
     assert bad.status_code == 302  # back to the room with the reason
     assert "1 to 1000" in client.get(f"/stories/{sid}/room").get_data(as_text=True)
+
+
+def test_new_story_form_sets_who_reads_and_writes(app, client, factory) -> None:
+    """Does the new-story form start a private, invited-only story, shut to others, and
+    refuse an unknown visibility with a message?"""
+    from tests.conftest import session_user_id
+
+    owner = factory.user("vera")
+    with client.session_transaction() as session:
+        session["_user_id"] = session_user_id(app, owner)
+    form = {
+        "title": "Behind Doors",
+        "language": "en",
+        "model": "",
+        "opening": "The house kept its secrets.",
+        "policy": "open",
+        "preset": "balanced",
+        "length_words": "45",
+        "visibility": "private",
+        "write_access": "invited",
+    }
+    made = client.post("/stories/new", data=form)
+    assert made.status_code == 302
+    story = client.get(made.headers["Location"].replace("http://localhost", ""))
+    assert story.status_code == 200 and "Private: only participants read it." in story.get_data(
+        as_text=True
+    )
+    assert app.test_client().get(made.headers["Location"]).status_code == 404
+    bad = client.post("/stories/new", data={**form, "visibility": "secret"})
+    assert bad.status_code == 422 and "Not a valid choice." in bad.get_data(as_text=True)
