@@ -36,7 +36,6 @@ from app.stories.validation import (
     TEXT_PATTERN,
     TITLE_PATTERN,
     TURN_SECONDS_MAX,
-    TURN_SECONDS_MIN,
 )
 
 # --- errors ----------------------------------------------------------------------
@@ -149,8 +148,9 @@ def _room_fields() -> dict[str, Any]:
             "type": "integer",
             "minimum": 0,
             "maximum": TURN_SECONDS_MAX,
-            "description": "Round robin: seconds per turn before the writer is skipped "
-            f"(0: no deadline; else at least {TURN_SECONDS_MIN})",
+            "multipleOf": 60,
+            "description": "Round robin: seconds per turn before the writer is skipped, "
+            "whole minutes (0: no deadline)",
         },
         "skip_limit": {
             "type": "integer",

@@ -107,8 +107,9 @@ class Participant(db.Model):
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Round-robin order is (seat, id): join order, with a writer moved to the end given a
-    # seat past everyone's (app/stories/skips.py).
+    # Round-robin order is (seat, id): join order; a writer moved to the end takes seat 0
+    # while everyone else steps one seat down (app/stories/skips.py), so later joiners
+    # still come after them.
     seat: Mapped[int] = mapped_column(default=0, server_default="0")
     # Turn deadlines missed in a row (reset when they write).
     skips: Mapped[int] = mapped_column(default=0, server_default="0")

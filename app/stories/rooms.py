@@ -23,7 +23,7 @@ from app.stories import rules
 from app.stories.access import new_share_token, readable_story
 from app.stories.models import Invitation, Participant, Story, StoryTag
 from app.stories.reads import lock_story, participant
-from app.stories.validation import bounded_int
+from app.stories.validation import bounded_int, whole_minutes
 
 INVITE_SECONDS_MAX = 90 * 24 * 3600
 
@@ -50,11 +50,7 @@ def create_invitation(
     """A new invite link (owner or moderator): `max_uses` holders at most (None: any
     number), valid for `expires_in` seconds (None: until revoked)."""
     uses = None if max_uses in (None, "", 0, "0") else bounded_int(max_uses, "max_uses", 1, 1000, 1)
-    seconds = (
-        None
-        if expires_in in (None, "", 0, "0")
-        else bounded_int(expires_in, "expires_in", 60, INVITE_SECONDS_MAX, 0)
-    )
+    seconds = whole_minutes(expires_in, "expires_in", INVITE_SECONDS_MAX)
     readable_story(story_id, actor)
     story = lock_story(story_id)
     try:

@@ -32,7 +32,6 @@ TITLE_PATTERN = rf"^[^\x00]*{_VISIBLE_CHAR}[^\x00]*$"
 _VISIBLE = re.compile(_VISIBLE_CHAR)
 TAGS_MAX = 8
 TAG_MAX_CHARS = 32
-TURN_SECONDS_MIN = 60
 TURN_SECONDS_MAX = 30 * 24 * 3600
 SKIP_LIMIT_MAX = 10
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -189,11 +188,8 @@ def _room_fields(data: dict[str, Any], partial: bool) -> dict[str, Any]:
             data.get("write_access"), "write_access", WRITE_ACCESS, default="anyone"
         )
     if not partial or "turn_seconds" in data:
-        seconds = data.get("turn_seconds")
-        out["turn_seconds"] = (
-            None
-            if seconds in (None, "", 0, "0")
-            else bounded_int(seconds, "turn_seconds", TURN_SECONDS_MIN, TURN_SECONDS_MAX, 0)
+        out["turn_seconds"] = whole_minutes(
+            data.get("turn_seconds"), "turn_seconds", TURN_SECONDS_MAX
         )
     if not partial or "skip_limit" in data:
         out["skip_limit"] = bounded_int(data.get("skip_limit"), "skip_limit", 1, SKIP_LIMIT_MAX, 3)
@@ -202,6 +198,17 @@ def _room_fields(data: dict[str, Any], partial: bool) -> dict[str, Any]:
     if not partial or "tags" in data:
         out["tags"] = clean_tags(data.get("tags"))
     return out
+
+
+def whole_minutes(value: Any, field: str, high: int) -> int | None:
+    """A duration in seconds, a whole number of minutes up to `high`; 0 or empty: none."""
+    seconds = bounded_int(value, field, 0, high, 0)
+    if seconds % 60:
+        raise Invalid(
+            _("%(field)s must be a whole number of minutes (a multiple of 60).", field=field),
+            field=field,
+        )
+    return seconds or None
 
 
 def clean_tags(value: Any) -> list[str]:
