@@ -8,8 +8,8 @@ The same objects app/stories/search.py creates with the tables (db.create_all); 
 not in the models' metadata. On SQLite, a later batch migration that recreates `stories`
 or `turns` drops their triggers with them: it must create them again.
 """
-from alembic import op
 
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "a1d5c9e3f7b2"

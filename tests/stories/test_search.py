@@ -330,3 +330,24 @@ def test_the_migration_indexes_existing_stories(db_url, tiny_model_dir):
             with db.engine.begin() as conn:
                 conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         close_app(application)
+
+
+def test_the_index_lists_my_stories_and_pages_keep_the_search(app, client, f):
+    """Does a signed-in writer get "I take part" (checked when asked), and do the page links
+    of a long result carry the search along?"""
+    from tests.conftest import session_user_id
+
+    ada, bea = f.user(), f.user()
+    f.story(ada, title="Ada tale")
+    f.story(bea, title="Bea tale")
+    with client.session_transaction() as session:
+        session["_user_id"] = session_user_id(app, ada)
+    page = client.get("/?mine=1").get_data(as_text=True)
+    assert "Ada tale" in page and "Bea tale" not in page
+    assert 'name="mine" value="1" checked' in page
+    for n in range(21):  # one more than a page
+        f.story(bea, title=f"Harbour {n}")
+    page = client.get("/?q=harbour&sort=title").get_data(as_text=True)
+    assert 'href="/?page=2&amp;q=harbour&amp;sort=title"' in page
+    second = client.get("/?page=2&q=harbour&sort=title").get_data(as_text=True)
+    assert "Harbour 9" in second and "Ada tale" not in second
