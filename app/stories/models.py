@@ -82,6 +82,18 @@ class Story(db.Model):
         ForeignKey("stories.id", ondelete="SET NULL"), default=None, index=True
     )
     forked_from_position: Mapped[int | None] = mapped_column(default=None)
+    # Writers' tools (issue 17): memory pinned atop every prompt, the author's note
+    # `note_depth` paragraphs above the end, who edits them ("owner" | "participants"),
+    # candidates per model turn (1-4) chosen by "writer" or "vote" within choice_seconds,
+    # and banned phrases (one per line) the sampler backs off from.
+    memory: Mapped[str] = mapped_column(Text, default="", server_default="")
+    authors_note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    note_depth: Mapped[int] = mapped_column(default=3, server_default="3")
+    memory_access: Mapped[str] = mapped_column(String(16), default="owner", server_default="owner")
+    candidates: Mapped[int] = mapped_column(default=1, server_default="1")
+    choice_mode: Mapped[str] = mapped_column(String(8), default="writer", server_default="writer")
+    choice_seconds: Mapped[int] = mapped_column(default=600, server_default="600")
+    banned_phrases: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -190,6 +202,12 @@ class Turn(db.Model):
     hidden_reason: Mapped[str | None] = mapped_column(String(200), default=None)
     hidden_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     hidden_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The owner marks a chapter's start at this turn (EPUB export's chapters).
+    chapter_title: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Its writer edited it (the text before is kept, hidden, as a turn of its own).
+    edited_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A model turn the loop guard flagged ("loop") after one regeneration.
+    flag: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     story: Mapped[Story] = relationship(back_populates="turns")
@@ -222,6 +240,12 @@ class GenerationJob(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Candidates asked for (1: a plain answer), and when a pending choice is settled.
+    candidates: Mapped[int] = mapped_column(default=1, server_default="1")
+    choose_by: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    # What the model saw (JSON: prompt, memory, lore, note, cut turns, model, preset,
+    # parameters, seed), for the context viewer.
+    context: Mapped[str | None] = mapped_column(Text, default=None)
 
     story: Mapped[Story] = relationship()
     reply_to: Mapped[Turn] = relationship(foreign_keys=[reply_to_id])
@@ -230,3 +254,6 @@ class GenerationJob(db.Model):
     @property
     def pending(self) -> bool:
         return self.status in PENDING_STATES
+
+
+from app.stories.tool_models import Candidate, CandidateVote, LoreEntry  # noqa: E402, F401
