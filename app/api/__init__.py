@@ -110,6 +110,10 @@ def init_api(app: Flask) -> None:
 
     api.add_namespace(notifications.ns)
     api.add_namespace(rooms.ns)
+    from app.api import edit_schemas, edits  # edit, withdraw, undo, chapters
+
+    api.models.update({model.name: model for model in edit_schemas.ALL})
+    api.add_namespace(edits.ns)
     csrf.exempt(bp)
     bp.before_request(refuse_bad_token)
     bp.before_request(csrf_for_session_users)

@@ -387,6 +387,12 @@ TurnOut = Model(
         "hidden_reason": Str(nullable=True),
         "held": Bool(description="Held by the content filter: its writer and moderators see it"),
         "held_reason": Str(nullable=True),
+        "edited_at": When(
+            nullable=True,
+            description="When its writer edited it (the text before is kept, hidden, as a "
+            "turn of its own)",
+        ),
+        "chapter_title": Str(nullable=True, description="A chapter the owner marked here"),
         "created_at": When(),
     },
 )

@@ -22,7 +22,7 @@ from app.errors import Conflict, Invalid, NotFound, RelayError, Unavailable
 from app.extensions import db
 from app.live.events import publish
 from app.moderation.audit import record
-from app.moderation.filter import human_verdict
+from app.moderation.filter import FilterHit, human_verdict
 from app.moderation.reports import resolve_reports
 from app.runners.queue import get_job_queue
 from app.stories import rules
@@ -155,18 +155,8 @@ def append_human_turn(
     text = clean_text(text, "text", current_app.config["PARAGRAPH_MAX_CHARS"])
     expected = rules.expected_position(expected_position)
     found = readable_story(story_id, user)
-    hit = human_verdict(text, found.language, found.filter_strictness)
+    hit = screen_paragraph(found, text)
     hold = hit is not None and hit.action == "hold"
-    if hit is not None and hit.action == "reject":
-        raise Invalid(
-            _(
-                "The content filter does not accept “%(word)s” in this story. "
-                "Please put it another way.",
-                word=hit.matched,
-            ),
-            code="content_rejected",
-            field="text",
-        )
     # Refuse a stale or blocked writer before taking the lock, so that under a race the
     # many refusals don't queue on the story's lock ahead of the winner and the runner.
     rules.check_writable(found, user, expected)
@@ -188,6 +178,23 @@ def append_human_turn(
     publish(story.id, "turn_created", turn=turn_dict(turn), job=job_dict(job))
     _submit(job)
     return turn, job
+
+
+def screen_paragraph(story: Story, text: str) -> FilterHit | None:
+    """The content filter's verdict on a writer's paragraph (an edited one too): a rule
+    that rejects it is a 422; one that holds it, or allows it in fiction, is returned."""
+    hit = human_verdict(text, story.language, story.filter_strictness)
+    if hit is not None and hit.action == "reject":
+        raise Invalid(
+            _(
+                "The content filter does not accept “%(word)s” in this story. "
+                "Please put it another way.",
+                word=hit.matched,
+            ),
+            code="content_rejected",
+            field="text",
+        )
+    return hit
 
 
 def regenerate(story_id: int, position: int, user: User) -> GenerationJob:

@@ -15,6 +15,9 @@ the action would be allowed.
 - A story holds TURNS_PER_STORY_MAX turns; the job queue QUEUE_MAX pending jobs.
 - Regenerate: the latest, visible turn; an AI answer, or the writer's own
   paragraph whose answer failed; by that paragraph's writer or a moderator.
+- Edit / withdraw: the writer's own latest visible paragraph, until the model's
+  answer to it is final (done); undo: the owner or a moderator withdraws the last
+  paragraph with its answers; chapters: the owner or a moderator, at a visible turn.
 """
 
 from __future__ import annotations
@@ -262,3 +265,97 @@ def regenerable_position(story: Story, user: User | None) -> int | None:
     except (Conflict, Forbidden):
         return None
     return last.position
+
+
+# --- edit, withdraw, undo, chapters (app/stories/edits.py) ------------------------------
+
+
+def check_editable(story: Story, position: int, user: User) -> Turn:
+    """`user` may edit or withdraw the paragraph at `position`: their own, the latest
+    visible one, while the model's answer to it is not final (queued, running, its
+    candidates awaiting a choice, or failed; not done). Raises the reason otherwise."""
+    check_open(story)
+    turn = turn_at(story, position)
+    if turn.kind != "human" or turn.author_id != user.id:
+        raise Forbidden(
+            _("Only the writer of a paragraph can edit or withdraw it."), code="not_your_paragraph"
+        )
+    if turn.held and not turn.hidden:
+        raise Conflict(
+            _("The last paragraph is waiting for a moderator's review."), code="awaiting_review"
+        )
+    if turn.hidden or _shown_after(turn) or _answered(turn):
+        raise Conflict(
+            _("Only your latest paragraph can change, and only until the model has answered it."),
+            code="answer_final",
+        )
+    return turn
+
+
+def editable_position(story: Story, user: User | None) -> int | None:
+    """The position of the paragraph `user` may edit or withdraw now, if any (the page's
+    Edit and Withdraw buttons)."""
+    last = last_human_turn(story)
+    if user is None or not user.is_authenticated or last is None or last.author_id != user.id:
+        return None
+    try:
+        check_editable(story, last.position, user)
+    except (Conflict, Forbidden):
+        return None
+    return last.position
+
+
+def check_undoable(story: Story, user: User) -> tuple[Turn, list[Turn]]:
+    """The owner (or a moderator) may withdraw the last human–AI pair of an open story:
+    (the latest visible paragraph, its visible answers)."""
+    require_manager(story, user)
+    check_open(story)
+    human = last_human_turn(story)
+    if human is None:
+        raise Conflict(_("There is no paragraph to undo."), code="nothing_to_undo")
+    answers = db.session.scalars(
+        select(Turn).where(Turn.reply_to_id == human.id, Turn.hidden.is_(False))
+    ).all()
+    return human, list(answers)
+
+
+def may_undo(story: Story, user: User | None) -> bool:
+    """Whether `user` could withdraw the last pair now (the settings page's Undo button)."""
+    if not can_manage(story, user) or story.status != "open":
+        return False
+    return last_human_turn(story) is not None
+
+
+def check_chapter(story: Story, position: int, user: User) -> Turn:
+    """The owner (or a moderator) marks chapters, at a turn readers see."""
+    require_manager(story, user)
+    turn = turn_at(story, position)
+    if turn.hidden or turn.held:
+        raise Conflict(_("A chapter starts at a paragraph readers see."), code="no_visible_turn")
+    return turn
+
+
+def last_human_turn(story: Story) -> Turn | None:
+    """The latest human paragraph that is not hidden (held ones included)."""
+    return db.session.scalars(
+        select(Turn)
+        .where(Turn.story_id == story.id, Turn.kind == "human", Turn.hidden.is_(False))
+        .order_by(Turn.position.desc())
+        .limit(1)
+    ).first()
+
+
+def _shown_after(turn: Turn) -> bool:
+    """Whether any turn after `turn` is still in the story (an answer, held or not)."""
+    later = select(Turn.id).where(
+        Turn.story_id == turn.story_id, Turn.position > turn.position, Turn.hidden.is_(False)
+    )
+    return db.session.scalars(later.limit(1)).first() is not None
+
+
+def _answered(turn: Turn) -> bool:
+    """Whether the latest job answering `turn` is done (its answer final, even if hidden
+    since); a regenerated answer still on its way is not."""
+    latest = select(GenerationJob.status).where(GenerationJob.reply_to_id == turn.id)
+    status = db.session.scalars(latest.order_by(GenerationJob.id.desc()).limit(1)).first()
+    return status == JobStatus.DONE

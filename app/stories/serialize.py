@@ -90,6 +90,8 @@ def turn_dict(turn: Turn, number: int | None = _UNSET) -> dict[str, Any]:
         "hidden_reason": turn.hidden_reason if turn.hidden else None,
         "held": turn.held,
         "held_reason": turn.held_reason if turn.held else None,
+        "edited_at": _iso(turn.edited_at),
+        "chapter_title": turn.chapter_title,
         "created_at": _iso(turn.created_at),
     }
 
