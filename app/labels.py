@@ -102,4 +102,30 @@ def story_script_strings() -> dict[str, str]:
         "unreachable": _("Could not reach the server; your text is still here."),
         "cannotRegenerate": _("Could not regenerate."),
         "modelAdded": _("The model added §%(number)s.", number="{number}"),
+        **candidate_script_strings(),
+    }
+
+
+def candidate_script_strings() -> dict[str, str]:
+    """The candidate picker's words (static/js/candidates.js)."""
+    from flask_babel import gettext as _
+
+    return {
+        "candidatesTitle": _("The model wrote several candidates"),
+        "candidateLabel": _("Candidate %(number)s", number="{number}"),
+        "chooseNote": _(
+            "The writer of the paragraph they answer chooses one; at %(time)s the first is taken.",
+            time="{time}",
+        ),
+        "voteNote": _(
+            "The participants vote; at %(time)s the most voted is taken (a tie goes to the "
+            "writer).",
+            time="{time}",
+        ),
+        "chooseThis": _("Choose this"),
+        "voteThis": _("Vote for this"),
+        "votes": _("Votes: %(count)s", count="{count}"),
+        "alternates": _("Alternates (%(count)s)", count="{count}"),
+        "shownNow": _("Shown in the story now."),
+        "useThis": _("Use this one"),
     }

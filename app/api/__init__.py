@@ -97,9 +97,10 @@ def init_api(app: Flask) -> None:
         authorizations=AUTHORIZATIONS,
         security="bearer",
     )
-    from app.api import room_schemas
+    from app.api import candidate_schemas, room_schemas
 
-    api.models.update({model.name: model for model in schemas.ALL + room_schemas.ALL})
+    shapes = schemas.ALL + room_schemas.ALL + candidate_schemas.ALL
+    api.models.update({model.name: model for model in shapes})
     for module in (auth, stories, turns, jobs, model_list, health):
         api.add_namespace(module.ns)
     from app.api import admin, reports  # moderation

@@ -29,6 +29,10 @@ from app.stories.models import (
     FinishReason,
 )
 from app.stories.validation import (
+    CANDIDATES_MAX,
+    CHOICE_MODES,
+    CHOICE_SECONDS_MAX,
+    CHOICE_SECONDS_MIN,
     PRESETS,
     SKIP_LIMIT_MAX,
     TAG_MAX_CHARS,
@@ -126,7 +130,39 @@ def _story_fields(cfg: Any) -> dict[str, Any]:
             "description": _STRICTNESS,
         },
         **_room_fields(),
+        **_candidate_fields(),
     }
+
+
+def _candidate_fields() -> dict[str, Any]:
+    """Candidates per model turn and their choice (app/stories/candidates.py)."""
+    return {
+        "candidates": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": CANDIDATES_MAX,
+            "default": 1,
+            "description": "Continuations the model writes per turn, in one batched pass; "
+            "more than one waits for a choice (local models only: a remote model writes one)",
+        },
+        "choice_mode": {
+            "type": "string",
+            "enum": list(CHOICE_MODES),
+            "default": "writer",
+            "description": "writer: the writer of the answered paragraph picks; vote: the "
+            "participants vote (ties to the writer)",
+        },
+        "choice_seconds": {
+            "type": "integer",
+            "minimum": CHOICE_SECONDS_MIN,
+            "maximum": CHOICE_SECONDS_MAX,
+            "multipleOf": 60,
+            "default": 600,
+            "description": "Seconds a choice waits, whole minutes; then the first candidate "
+            "(or the vote's winner) is taken",
+        },
+    }
+
 
 
 def _room_fields() -> dict[str, Any]:
@@ -338,6 +374,9 @@ StoryOut = Model(
         ),
         "skip_limit": Int(),
         "skip_action": Str(enum=list(SKIP_ACTIONS)),
+        "candidates": Int(description="Continuations the model writes per turn (1-4)"),
+        "choice_mode": Str(enum=list(CHOICE_MODES), description="Who picks a candidate"),
+        "choice_seconds": Int(description="Seconds a choice waits before the first is taken"),
         "share_url": Str(
             nullable=True, description="The unlisted link; only for the owner and moderators"
         ),

@@ -63,7 +63,8 @@ def run_job(
     reclaim_running: bool = False,
     should_stop: Any = None,
 ) -> str:
-    """Run one job to its end; returns "done", "held", "failed", "skipped" or "interrupted".
+    """Run one job to its end; returns "done", "held", "failed", "skipped", "interrupted"
+    or (its candidates written, awaiting a choice) "choosing".
 
     Every state change goes through app/stories/jobs.py."""
     try:
@@ -75,7 +76,12 @@ def run_job(
     if job is None:
         return "skipped"
     try:
+        candidates = job.candidates
         request = build_prompt(job)  # closes the session: nothing stays open while generating
+        if candidates > 1:  # N rows of one batched pass, then a choice
+            from app.runners.candidates import generate_candidates
+
+            return generate_candidates(request, candidates, should_stop)
         return _generate_and_complete(request, should_stop)
     except NotFound as exc:  # the story was deleted while its answer was being written
         log.info("job %s dropped: %s", job_id, exc.message)

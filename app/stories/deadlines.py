@@ -28,7 +28,10 @@ from app.extensions import db
 log = logging.getLogger(__name__)
 
 # "module:function" of every deadline sweep; add a kind of deadline by adding its line.
-SWEEPS: tuple[str, ...] = ("app.stories.skips:skip_overdue",)
+SWEEPS: tuple[str, ...] = (
+    "app.stories.skips:skip_overdue",
+    "app.stories.candidates:settle_overdue_choices",
+)
 
 
 def _resolve(path: str) -> Callable[[datetime], int]:

@@ -187,6 +187,10 @@ SKIP_ACTION_CHOICES = [
     ("move", _l("Move them to the end of the round")),
     ("remove", _l("Remove them from the round")),
 ]
+CHOICE_MODE_CHOICES = [
+    ("writer", _l("The writer of the paragraph they answer")),
+    ("vote", _l("The participants, by vote (a tie goes to the writer)")),
+]
 
 
 class StorySettingsForm(FlaskForm):
@@ -216,6 +220,21 @@ class StorySettingsForm(FlaskForm):
     )
     model = SelectField(_l("Model"), choices=[])
     tags = StringField(_l("Tags"), description=_l("Separated by commas, at most 8."))
+
+    candidates = RadioField(
+        _l("Candidates per model turn"),
+        choices=[("1", "1"), ("2", "2"), ("3", "3"), ("4", "4")],
+        description=_l(
+            "More than one: the model writes them side by side and one is chosen; the "
+            "others stay readable as alternates. A remote model writes one."
+        ),
+    )
+    choice_mode = RadioField(_l("Who chooses"), choices=CHOICE_MODE_CHOICES)
+    choice_minutes = IntegerField(
+        _l("Time to choose, in minutes"),
+        validators=[Optional()],
+        description=_l("Then the first candidate (or the vote's winner) is taken."),
+    )
 
     def __init__(self, story: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, data=settings_of(story), **kwargs)
@@ -254,8 +273,13 @@ class StorySettingsForm(FlaskForm):
             "preset": self.preset.data,
             "model": self.model.data,
             "tags": clean_tags(self.tags.data),
+            "candidates": self.candidates.data,
+            "choice_mode": self.choice_mode.data,
+            "choice_seconds": self.choice_minutes.data * 60 if self.choice_minutes.data else None,
         }
         current = settings_of(story)
+        current["candidates"] = str(story.candidates)
+        current["choice_seconds"] = story.choice_seconds
         current["turn_seconds"] = story.turn_seconds
         current["tags"] = [tag.name for tag in story.tags]
         return {
@@ -283,6 +307,9 @@ def settings_of(story: Any) -> dict[str, Any]:
         "preset": story.preset,
         "model": story.model_key,
         "tags": ", ".join(tag.name for tag in story.tags),
+        "candidates": str(story.candidates),
+        "choice_mode": story.choice_mode,
+        "choice_minutes": story.choice_seconds // 60,
     }
 
 

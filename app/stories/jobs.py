@@ -5,6 +5,7 @@
       |                 \\--fail-------> failed      (empty | model_error | worker_lost)
       \\--withdraw / fail---------------> failed      (withdrawn | worker_lost)
     failed --retry--> queued                          (an operator's `flask jobs retry`)
+    running --await_choice--> choosing --answer--> done  (candidates: app/stories/candidates.py)
 
 Both deliveries (app/runners/embedded.py and app/runners/celery_queue.py) run
 jobs through these functions only. Every change takes the story's lock first,
@@ -24,6 +25,8 @@ from app.live.events import publish
 from app.stories.append import add_turn
 from app.stories.models import (
     PENDING_STATES,
+    WAITING_STATES,
+    Candidate,
     FinishReason,
     GenerationJob,
     JobStatus,
@@ -47,7 +50,8 @@ MESSAGES = {
 
 _ALLOWED = {
     JobStatus.QUEUED: {JobStatus.RUNNING, JobStatus.DONE, JobStatus.FAILED},
-    JobStatus.RUNNING: {JobStatus.QUEUED, JobStatus.DONE, JobStatus.FAILED},
+    JobStatus.RUNNING: {JobStatus.QUEUED, JobStatus.DONE, JobStatus.FAILED, JobStatus.CHOOSING},
+    JobStatus.CHOOSING: {JobStatus.DONE, JobStatus.FAILED},
     JobStatus.FAILED: {JobStatus.QUEUED},
     JobStatus.DONE: set(),
 }
@@ -59,7 +63,12 @@ class IllegalTransition(RuntimeError):
 
 def new_job(story: Story, reply_to: Turn, requested_by_id: int | None) -> GenerationJob:
     """A queued job for the AI turn answering `reply_to` (the caller holds the lock)."""
-    job = GenerationJob(story_id=story.id, reply_to_id=reply_to.id, requested_by_id=requested_by_id)
+    job = GenerationJob(
+        story_id=story.id,
+        reply_to_id=reply_to.id,
+        requested_by_id=requested_by_id,
+        candidates=story.candidates or 1,
+    )
     db.session.add(job)
     db.session.flush()
     return job
@@ -122,20 +131,38 @@ def claim_job(job_id: int, worker: str, reclaim_running: bool = False) -> Genera
     return job
 
 
-def complete_job(job_id: int, text: str, held_reason: str | None = None) -> Turn | None:
+def complete_job(
+    job_id: int, text: str, held_reason: str | None = None, flag: str | None = None
+) -> Turn | None:
     """Append the job's AI turn and mark it done, in one transaction; idempotent.
 
     With held_reason (the content filter caught the output) the turn is stored
     held: moderators see it, readers and the model's context don't, and the
-    story carries on. None when the job is gone or failed (withdrawn, say).
+    story carries on. None when the job is gone, failed (withdrawn, say) or its
+    candidates await a choice (app/stories/candidates.py answers those).
     """
     job = _locked(job_id)
     if job is None:
         return None
-    if job.status in (JobStatus.DONE, JobStatus.FAILED):
+    if job.status not in PENDING_STATES:
         turn = job.turn if job.status == JobStatus.DONE else None
         db.session.rollback()
         return turn
+    turn = answer_job(job, text, held_reason)
+    turn.flag = flag  # "loop": the loop guard's (app/generation/loops.py)
+    # Kept as the answer's alternate: a regenerated answer can be switched back to.
+    held = held_reason is not None
+    db.session.add(
+        Candidate(job_id=job.id, story_id=job.story_id, index=0, text=text, held=held,
+                  held_reason=held_reason, turn_id=turn.id)
+    )  # fmt: skip
+    db.session.commit()
+    announce_answer(job, turn)
+    return turn
+
+
+def answer_job(job: GenerationJob, text: str, held_reason: str | None = None) -> Turn:
+    """Append `job`'s AI turn and mark the job done; the caller holds the lock and commits."""
     story = db.session.get(Story, job.story_id)
     turn = add_turn(
         story,
@@ -149,13 +176,22 @@ def complete_job(job_id: int, text: str, held_reason: str | None = None) -> Turn
     reason = FinishReason.HELD if held_reason is not None else FinishReason.ANSWERED
     _move(job, JobStatus.DONE, reason)
     job.turn_id = turn.id
-    db.session.commit()
-    if turn.held:
-        publish(story.id, "turn_held", position=turn.position, turn_id=turn.id)
-    else:
-        publish(story.id, "turn_created", turn=turn_dict(turn), job=job_dict(job))
-    publish(story.id, "generation_done", job=job_dict(job))
     return turn
+
+
+def announce_answer(job: GenerationJob, turn: Turn) -> None:
+    """Tell the story's readers about an answer committed by answer_job."""
+    if turn.held:
+        publish(job.story_id, "turn_held", position=turn.position, turn_id=turn.id)
+    else:
+        publish(job.story_id, "turn_created", turn=turn_dict(turn), job=job_dict(job))
+    publish(job.story_id, "generation_done", job=job_dict(job))
+
+
+def await_choice(job: GenerationJob, choose_by: object) -> None:
+    """A running job's candidates are written: it waits for a choice until `choose_by`."""
+    _move(job, JobStatus.CHOOSING)
+    job.choose_by = choose_by
 
 
 def fail_job(job_id: int, reason: FinishReason, **detail: object) -> None:
@@ -163,7 +199,7 @@ def fail_job(job_id: int, reason: FinishReason, **detail: object) -> None:
     job = _locked(job_id)
     if job is None:
         return
-    if job.status not in PENDING_STATES:
+    if job.status not in WAITING_STATES:
         db.session.rollback()
         return
     _move(job, JobStatus.FAILED, reason, attempts=job.attempts, **detail)
@@ -200,7 +236,7 @@ def retry_job(job_id: int) -> GenerationJob:
             raise Conflict(_("Job %(id)s cannot be retried: the story has moved on.", id=job_id))
         _move(job, JobStatus.QUEUED)
         job.attempts, job.error = 0, None
-    elif job.status == JobStatus.DONE:
+    elif job.status in (JobStatus.DONE, JobStatus.CHOOSING):
         db.session.rollback()
         raise Conflict(
             _("Job %(id)s is done; regenerate the turn instead.", id=job_id), code="job_done"
@@ -216,7 +252,7 @@ def withdraw_answers(turn: Turn) -> list[GenerationJob]:
     jobs = list(
         db.session.scalars(
             select(GenerationJob).where(
-                GenerationJob.reply_to_id == turn.id, GenerationJob.status.in_(PENDING_STATES)
+                GenerationJob.reply_to_id == turn.id, GenerationJob.status.in_(WAITING_STATES)
             )
         )
     )

@@ -27,6 +27,7 @@ class JobStatus(StrEnum):
 
     QUEUED = "queued"
     RUNNING = "running"
+    CHOOSING = "choosing"  # its candidates are written; a writer or a vote picks one
     DONE = "done"
     FAILED = "failed"
 
@@ -43,7 +44,9 @@ class FinishReason(StrEnum):
 
 
 JOB_STATES = tuple(JobStatus)
-PENDING_STATES = (JobStatus.QUEUED, JobStatus.RUNNING)
+PENDING_STATES = (JobStatus.QUEUED, JobStatus.RUNNING)  # a runner's work (claim, recovery)
+# The story waits on these: no human turn meanwhile (a choice is no runner's work).
+WAITING_STATES = (*PENDING_STATES, JobStatus.CHOOSING)
 
 
 class Story(db.Model):

@@ -17,7 +17,7 @@ from app.accounts.models import User
 from app.database import begin_write, is_sqlite
 from app.errors import NotFound
 from app.extensions import db
-from app.stories.models import PENDING_STATES, GenerationJob, Participant, Story, Turn, TurnSkip
+from app.stories.models import WAITING_STATES, GenerationJob, Participant, Story, Turn, TurnSkip
 
 
 def get_story(story_id: int) -> Story:
@@ -116,9 +116,10 @@ def awaiting_review(story: Story) -> bool:
 
 
 def pending_job(story: Story) -> GenerationJob | None:
+    """The job the story waits on: queued, running, or its candidates awaiting a choice."""
     return db.session.scalars(
         select(GenerationJob)
-        .where(GenerationJob.story_id == story.id, GenerationJob.status.in_(PENDING_STATES))
+        .where(GenerationJob.story_id == story.id, GenerationJob.status.in_(WAITING_STATES))
         .limit(1)
     ).first()
 

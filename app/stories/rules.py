@@ -8,8 +8,8 @@ the action would be allowed.
 - A story takes turns only while open.
 - A writer's expected_position must be the story's last_position (409
   stale_position with the paragraphs they missed, counted as readers count).
-- While the model writes (a pending job) or the last paragraph awaits a
-  moderator, no human turn is taken.
+- While the model writes (a pending job), its candidates await a choice, or the
+  last paragraph awaits a moderator, no human turn is taken.
 - Open policy: anyone signed in, but not twice in a row; round robin: the
   participants in join order.
 - A story holds TURNS_PER_STORY_MAX turns; the job queue QUEUE_MAX pending jobs.
@@ -173,6 +173,12 @@ def check_not_waiting(story: Story) -> None:
             _("The last paragraph is waiting for a moderator's review."), code="awaiting_review"
         )
     job = pending_job(story)
+    if job is not None and job.status == JobStatus.CHOOSING:
+        raise Conflict(
+            _("The model's candidates are waiting to be chosen; wait for the choice."),
+            code="choice_pending",
+            job=job_dict(job),
+        )
     if job is not None:
         raise Conflict(
             _("The model is still writing its turn; wait for it to finish."),

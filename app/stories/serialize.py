@@ -136,6 +136,9 @@ def story_dict(
         "turn_seconds": story.turn_seconds,
         "skip_limit": story.skip_limit,
         "skip_action": story.skip_action,
+        "candidates": story.candidates,
+        "choice_mode": story.choice_mode,
+        "choice_seconds": story.choice_seconds,
         "share_url": share_url,
         "tags": [tag.name for tag in story.tags],
         "forked_from": (

@@ -171,6 +171,7 @@ def story_fields(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
             default=min(80, cfg["AI_TOKENS_MAX"]),
         )
     out.update(_room_fields(data, partial))
+    out.update(_candidate_fields(data, partial))
     if not partial:
         out["model_key"] = model_for(out["language"], data.get("model"))
     elif "model" in data:  # app/stories/relay.py checks it against the story's language
@@ -197,6 +198,29 @@ def _room_fields(data: dict[str, Any], partial: bool) -> dict[str, Any]:
         out["skip_action"] = choice(data.get("skip_action"), "skip_action", SKIP_ACTIONS, "move")
     if not partial or "tags" in data:
         out["tags"] = clean_tags(data.get("tags"))
+    return out
+
+
+CANDIDATES_MAX = 4
+CHOICE_MODES = ("writer", "vote")
+CHOICE_SECONDS_MIN, CHOICE_SECONDS_MAX = 60, 24 * 3600
+
+
+def _candidate_fields(data: dict[str, Any], partial: bool) -> dict[str, Any]:
+    """Candidates per model turn, who chooses, and how long (app/stories/candidates.py)."""
+    out: dict[str, Any] = {}
+    if not partial or "candidates" in data:
+        out["candidates"] = bounded_int(
+            data.get("candidates"), "candidates", 1, CANDIDATES_MAX, 1
+        )
+    if not partial or "choice_mode" in data:
+        out["choice_mode"] = choice(data.get("choice_mode"), "choice_mode", CHOICE_MODES, "writer")
+    if not partial or "choice_seconds" in data:
+        seconds = bounded_int(
+            data.get("choice_seconds"), "choice_seconds", CHOICE_SECONDS_MIN,
+            CHOICE_SECONDS_MAX, 600,
+        )  # fmt: skip
+        out["choice_seconds"] = whole_minutes(seconds, "choice_seconds", CHOICE_SECONDS_MAX)
     return out
 
 

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 
 from app.accounts.models import User
 from app.extensions import db
-from app.stories import rules, skips
+from app.stories import candidates, rules, skips
 from app.stories.models import JobStatus, Story
 from app.stories.reads import (
     awaiting_review,
@@ -45,6 +45,7 @@ def story_state(story: Story, user: User | None) -> dict[str, Any]:
         "can_write": rules.may_write(story, user),
         "regenerate_position": rules.regenerable_position(story, user),
         **_deadline(story, user, waiting=pending is not None or awaiting),
+        **candidates.page_state(story, user),  # the candidate picker and the alternates
     }
 
 
@@ -67,6 +68,8 @@ def whose_turn(story: Story, user: User | None, pending: bool, awaiting: bool) -
         if story.status == "locked":
             return _("This story is locked; it takes no more turns.")
         return _("This story is finished; it takes no more turns.")
+    if pending and pending_job(story).status == JobStatus.CHOOSING:
+        return _("The model wrote several candidates; one is being chosen.")
     if pending:
         return _("The model is writing its turn…")
     if awaiting:

@@ -183,8 +183,10 @@
     // The story is further on than the events told us (one was lost on the way):
     // fetch the turns we missed before moving our position past them.
     if (latest > lastPosition) fetchTurnsSince(lastPosition);
-    if (state.pending_job) pendingNode(state.pending_job.id);
+    // A choice pending: the candidates are shown by candidates.js instead.
+    if (state.pending_job && state.pending_job.status !== "choosing") pendingNode(state.pending_job.id);
     else clearPending();
+    if (window.RelayCandidates) window.RelayCandidates.apply(state);
     lastPosition = Math.max(lastPosition, latest);
     syncExpected();
     if (hint) hint.textContent = state.hint || "";
@@ -290,6 +292,10 @@
       pendingNode(event.job && event.job.id);
     },
     generation_delta(event) {
+      if (event.candidate !== undefined && window.RelayCandidates) {
+        window.RelayCandidates.delta(event); // one of several candidates, side by side
+        return;
+      }
       const text = pendingNode(event.job_id).querySelector(".turn-text");
       text.textContent += String(event.delta || "");
     },
@@ -327,6 +333,13 @@
         placeTurn(event.turn);
         if (event.turn.number) renumberAfter(Number(event.turn.position), +1, null);
       }
+      refreshState();
+    },
+    candidates_ready: () => refreshState(),
+    candidate_voted: () => refreshState(),
+    candidate_chosen: () => refreshState(),
+    turn_switched(event) {
+      if (window.RelayCandidates) window.RelayCandidates.turnSwitched(event);
       refreshState();
     },
     turn_skipped() {
@@ -522,6 +535,7 @@
   if (regenForm) regenForm.addEventListener("submit", onRegenerate);
   const earlier = document.getElementById("load-earlier");
   if (earlier) earlier.addEventListener("click", loadEarlier);
+  if (window.RelayCandidates) window.RelayCandidates.init({ refresh: refreshState });
   connect();
   // While the model writes, a stream that goes quiet (a proxy holding it, a lost event)
   // is checked against the server every few seconds.

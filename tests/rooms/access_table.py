@@ -54,6 +54,9 @@ LEAVE_PAGE = (
     ("login", "404", "404", "ok", "refused", "refused"),
     ("login", "404", "refused", "ok", "refused", "refused"),
 )
+# Choose a candidate: the walk's job is answered already (409 for all who may read it);
+# switch the answer to an alternate: as regenerate, its paragraph's writer or a moderator.
+CHOOSE = ("401", "404", "404", "409", "409", "409"), ("401", "404", "409", "409", "409", "409")
 FORK = ("401", "404", "404", "ok", "ok", "ok"), ("401", "404", "ok", "ok", "ok", "ok")
 FORK_PAGE = (
     ("login", "404", "404", "ok", "ok", "ok"),
@@ -88,6 +91,8 @@ TABLE: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
         *REGENERATE,
     ),
     ("page: regenerate", "POST", "/stories/{sid}/turns/{pos}/regenerate", *REGENERATE),
+    ("choose a candidate", "POST", f"{API}/jobs/{{job}}/choose", *CHOOSE),
+    ("switch the answer to an alternate", "POST", f"{API}/jobs/{{job}}/switch", *REGENERATE),
     ("write a paragraph", "POST", f"{API}/stories/{{sid}}/turns", *WRITE),
     ("page: write a paragraph", "POST", "/stories/{sid}/turns", *WRITE),
     ("join", "POST", f"{API}/stories/{{sid}}/participants", *JOIN),

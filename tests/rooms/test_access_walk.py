@@ -31,7 +31,14 @@ class Room:
     def __init__(self, app: Any, users: dict[str, int], visibility: str) -> None:
         from app.extensions import db
         from app.stories.access import new_share_token
-        from app.stories.models import GenerationJob, Invitation, Participant, Story, Turn
+        from app.stories.models import (
+            Candidate,
+            GenerationJob,
+            Invitation,
+            Participant,
+            Story,
+            Turn,
+        )
 
         self.app = app
         with app.app_context():
@@ -85,6 +92,11 @@ class Room:
                 attempts=1,
             )
             db.session.add(job)
+            db.session.flush()
+            db.session.add(  # the answer, kept as its alternate (app/stories/jobs.py)
+                Candidate(job_id=job.id, story_id=story.id, index=0, text=answer.text,
+                          turn_id=answer.id)
+            )  # fmt: skip
             db.session.commit()
             self.sid, self.tid, self.job, self.invite = story.id, answer.id, job.id, invite.id
             self.key = story.share_token
@@ -122,6 +134,8 @@ def payload(method: str, path: str, room: Room, visibility: str) -> dict[str, An
         "/report": {"reason": "spam"},
         "/turns": {"text": "Another paragraph.", "expected_position": position},
         "/fork": {"position": 2},
+        "/choose": {"index": 0},
+        "/switch": {"index": 0},
         "/invitations": {} if api else {"expires_in": "0"},
         "/settings": _settings_form(visibility),
         "/settings/status": {"status": "locked"},

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.generation.decoding import StopReason
@@ -121,6 +121,78 @@ class EngineGenerator(Generator):
         if result.stop_reason == StopReason.ERROR:
             raise RuntimeError(f"generation engine failed: {result.error}")
         return Generation(result.text, result.token_ids, result.stop_reason)
+
+
+    def run_many(
+        self,
+        model_key: str,
+        prompt: str | Sequence[int],
+        params: SamplingParams,
+        n: int,
+        on_delta: Callable[[int, str], None] | None = None,
+        should_stop: StopCheck | None = None,
+        seed: int | None = None,
+    ) -> list[Generation]:
+        """`n` continuations of one prompt as `n` rows of the batch: submitted together,
+        they are admitted in one step and prefilled once (Engine._prefill copies the
+        first row's keys/values to its twins). on_delta(row, delta) streams each row."""
+        loaded = self.registry.get(model_key)
+        engine = engine_for(loaded, self.precision, self.max_batch, self.kv_cache)
+        if engine is None:
+            return [
+                super(EngineGenerator, self).run(
+                    model_key, prompt, params,
+                    None if on_delta is None else (lambda d, i=i: on_delta(i, d)), should_stop,
+                )
+                for i in range(n)
+            ]  # fmt: skip
+        ids = tuple(_input_ids(loaded, prompt)[0].tolist())
+        if len(ids) >= engine.n_positions:
+            ids = ids[-(engine.n_positions - 1) :]
+        deltas: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
+        bad = bad_words_ids(loaded.tokenizer, params.bad_words) or ()
+        handles = engine.submit_many(
+            [
+                Request(ids, params, seed=None if seed is None else seed + i, bad_words_ids=bad,
+                        on_delta=lambda d, i=i: deltas.put((i, d)))
+                for i in range(n)
+            ]
+        )  # fmt: skip
+        results = _wait_all(handles, deltas, on_delta, should_stop)
+        for result in results:
+            if result.stop_reason == StopReason.ERROR:
+                raise RuntimeError(f"generation engine failed: {result.error}")
+        return [Generation(r.text, r.token_ids, r.stop_reason) for r in results]
+
+
+def _wait_all(
+    handles: list[Any],
+    deltas: queue.SimpleQueue[tuple[int, str]],
+    on_delta: Callable[[int, str], None] | None,
+    should_stop: StopCheck | None,
+) -> list[EngineResult]:
+    """Relay every row's deltas on this thread until all end; cancel them all on stop."""
+
+    def drain() -> None:
+        while True:
+            try:
+                row, delta = deltas.get_nowait()
+            except queue.Empty:
+                return
+            if on_delta is not None:
+                on_delta(row, delta)
+
+    while pending := [h for h in handles if not h.done]:
+        pending[0]._done.wait(POLL_SECONDS)
+        drain()
+        if should_stop is not None and should_stop():
+            for handle in handles:
+                handle.cancel()
+            results = [h.wait() for h in handles]
+            drain()
+            return results
+    drain()
+    return [h.result for h in handles]
 
 
 def _wait(

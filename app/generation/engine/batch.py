@@ -80,6 +80,9 @@ class Engine:
         self._closed = False
         self.steps = 0
         self.peak_batch = 0  # the most sequences one step has run (several jobs batched)
+        self.twin_prefills = 0  # rows started from another row's prefill (candidates)
+        self.share_prefill = True  # False: every row prefills on its own (bench/generation.py)
+        self._prefilled: dict[tuple[int, ...], tuple[int, torch.Tensor]] = {}
         self._thread: threading.Thread | None = None
         if start:
             self._start_thread(hf_model)
@@ -142,6 +145,20 @@ class Engine:
             self._cond.notify()
         return handle
 
+    def submit_many(self, requests: list[Request]) -> list[RequestHandle]:
+        """Queue requests together, so they join the batch in the same step (rows of one
+        prompt then share its prefill: see _prefill)."""
+        for request in requests:
+            if not 0 < len(request.prompt_ids) < self.n_positions:
+                raise ValueError(f"a prompt of {len(request.prompt_ids)} tokens does not fit")
+        handles = [RequestHandle(request, self) for request in requests]
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("engine is closed")
+            self._waiting.extend(handles)
+            self._cond.notify()
+        return handles
+
     def generate(self, request: Request, timeout: float | None = None) -> EngineResult:
         """Submit and wait (blocking convenience)."""
         handle = self.submit(request)
@@ -193,6 +210,7 @@ class Engine:
         parts: list[torch.Tensor] = []
         if self.active:
             parts.append(self._decode())  # (B_old, V)
+        self._prefilled: dict[tuple[int, ...], tuple[int, torch.Tensor]] = {}
         for handle in self._admit():
             parts.append(self._prefill(handle)[None])  # (1, V)
         if not parts:
@@ -216,6 +234,7 @@ class Engine:
 
     def _admit(self) -> list[RequestHandle]:
         admitted: list[RequestHandle] = []
+        seen: set[tuple[int, ...]] = set()
         tokens = 0
         with self._cond:
             while self._waiting and len(self.active) + len(admitted) < self.max_batch:
@@ -224,10 +243,13 @@ class Engine:
                     self._waiting.popleft()
                     self._resolve(handle, [], StopReason.CANCELLED, "")
                     continue
-                n = len(handle.request.prompt_ids)
+                prompt = tuple(handle.request.prompt_ids)
+                twin = prompt in seen and self.share_prefill
+                n = 0 if twin else len(prompt)  # a twin's prefill is a copy
                 if admitted and tokens + n > self.prefill_tokens:
                     break
                 admitted.append(self._waiting.popleft())
+                seen.add(prompt)
                 tokens += n
         return admitted
 
@@ -236,6 +258,9 @@ class Engine:
         slot = len(self.active)
         ids = torch.tensor(list(req.prompt_ids), dtype=torch.long, device=self.net.device)  # (T,)
         n = ids.shape[0]
+        twin = self._prefilled.get(tuple(req.prompt_ids)) if self.share_prefill else None
+        if twin is not None:  # a row of the same prompt prefilled this step: copy its cache
+            return self._copy_prefill(handle, twin, ids)
         reuse, saved = self.prefix.match(ids)
         reuse = min(reuse, n - 1)  # the last prompt token is always run: its logits are needed
         if saved is not None and reuse > 0:
@@ -252,6 +277,23 @@ class Engine:
         decoder = IncrementalDecoder(self.tokenizer, req.stop_strings)
         seq = _Sequence(handle, _row_settings(req), self._budget(req, n), n, pos=n, decoder=decoder)
         self.active.append(seq)
+        self._prefilled[tuple(req.prompt_ids)] = (slot, logits)
+        return logits
+
+    def _copy_prefill(
+        self, handle: RequestHandle, twin: tuple[int, torch.Tensor], ids: torch.Tensor
+    ) -> torch.Tensor:
+        """A new row starting from a twin's prefilled prompt: its keys/values (and story
+        cache keys) copied, its last logits reused; one prefill serves N candidates."""
+        req, (src, logits), n, slot = handle.request, twin, ids.shape[0], len(self.active)
+        self.cache.move(src, slot, n)
+        if self.hidden is not None:
+            self.hidden[slot, :n] = self.hidden[src, :n]
+        self.history[slot, :n] = ids
+        decoder = IncrementalDecoder(self.tokenizer, req.stop_strings)
+        seq = _Sequence(handle, _row_settings(req), self._budget(req, n), n, pos=n, decoder=decoder)
+        self.active.append(seq)
+        self.twin_prefills += 1
         return logits
 
     def _decode(self) -> torch.Tensor:
