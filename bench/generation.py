@@ -24,7 +24,12 @@ is computed from measured single requests (a serial server's i-th request
 waits for the i-1 before it), and bf16 on a CPU without native bf16 runs at
 N = 1 only (it is emulated there, several times slower than fp32).
 
+--candidates N: what N candidates cost instead (app/runners/candidates.py): one answer,
+N candidates in one batched pass (one prefill copied to N rows), the same N rows each
+prefilled, and N separate jobs one after another; seconds and ratios to one answer.
+
 Usage: .venv/bin/python bench/generation.py [--quick] [--models gpt2-small,default-en]
+       .venv/bin/python bench/generation.py --candidates 3 --models gpt2-small
 """
 
 from __future__ import annotations
@@ -412,6 +417,81 @@ def _f(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+# --- candidates: N continuations of one prompt ---------------------------------------
+
+
+def bench_candidates(args: Any) -> dict[str, Any]:
+    """One answer vs N candidates in one batched pass (one prefill copied to N rows) vs N
+    rows each prefilled (no sharing) vs N separate jobs one after another, on the engine
+    (prefix cache off, so no run reuses an earlier one's prompt). Median of --repeats."""
+    n = args.candidates
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        for name in args.models.split(","):
+            loaded = load_model(name, Path(tmp))
+            if loaded is None:
+                report[name] = None
+                continue
+            model, tokenizer, _ = loaded
+            report[name] = _candidate_figures(model, tokenizer, n, args)
+    return report
+
+
+def _candidate_figures(model: Any, tokenizer: Any, n: int, args: Any) -> dict[str, float]:
+    params = SamplingParams(
+        temperature=0.8, top_p=0.9, top_k=50, repetition_penalty=1.15,
+        no_repeat_ngram_size=0, max_new_tokens=args.new_tokens,
+    )  # fmt: skip
+    prompt = make_prompts(model, tokenizer, 1, args.prompt_tokens, args.new_tokens)[0]
+    engine = Engine(model, tokenizer, args.precision, max_batch=max(4, n), prefix_entries=0)
+    rows = [Request(prompt, params, seed=i, stop_on_eos=False) for i in range(n)]
+
+    def one() -> None:
+        engine.generate(rows[0])
+
+    def together(share: bool) -> None:
+        engine.share_prefill = share
+        for handle in engine.submit_many(rows):
+            handle.wait()
+        engine.share_prefill = True
+
+    def separate() -> None:
+        for row in rows:
+            engine.generate(row)
+
+    one()  # warm-up
+    seconds = _interleaved(
+        {
+            "one_answer_s": one,
+            f"{n}_candidates_one_pass_s": lambda: together(True),
+            f"{n}_rows_unshared_prefill_s": lambda: together(False),
+            f"{n}_separate_jobs_s": separate,
+        },
+        args.repeats,
+    )
+    engine.close()
+    base = seconds["one_answer_s"]
+    figures = {key: round(value, 3) for key, value in seconds.items()}
+    figures.update({key[:-2] + "_x": round(v / base, 2) for key, v in seconds.items()})
+    print(f"  prompt {len(prompt)} tokens, {args.new_tokens} new, {args.precision}, "
+          f"{args.threads} threads", flush=True)  # fmt: skip
+    for key, value in seconds.items():
+        print(f"  {key:32s} {value:7.3f} s  {value / base:5.2f}x one answer", flush=True)
+    return figures
+
+
+def _interleaved(works: dict[str, Any], repeats: int) -> dict[str, float]:
+    """Median seconds of each work, the works taking turns within every repeat (so a busy
+    machine slows them all alike)."""
+    times: dict[str, list[float]] = {key: [] for key in works}
+    for _ in range(max(1, repeats)):
+        for key, work in works.items():
+            start = time.perf_counter()
+            work()
+            times[key].append(time.perf_counter() - start)
+    return {key: sorted(values)[len(values) // 2] for key, values in times.items()}
+
+
 def parse_args(argv: list[str] | None = None) -> Any:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="one run per cell; about 5 minutes")
@@ -425,6 +505,14 @@ def parse_args(argv: list[str] | None = None) -> Any:
                    help="the engine's KV cache dtype (RELAY_KV_CACHE)")  # fmt: skip
     p.add_argument("--only", default="naive,hf_batched,ct2,engine",
                    help="substrings of the contenders to run (e.g. engine_int8,ct2)")  # fmt: skip
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: 1 answer vs N candidates in one pass vs N separate jobs",
+    )
+    p.add_argument("--precision", default="fp32", help="the engine's, for --candidates")
     args = p.parse_args(argv)
     args.writers = [int(n) for n in args.writers.split(",")]
     args.only = [o for o in args.only.split(",") if o]
@@ -435,6 +523,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
+    if args.candidates:
+        report = bench_candidates(args)
+        print(f"\n{time.perf_counter() - started:.0f} s")
+        print(json.dumps({"candidates": args.candidates, **report}))
+        return
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         for name in args.models.split(","):
