@@ -52,6 +52,9 @@ class Config:
             # then hold) or "hold". Human text gets each rule's action (app/moderation/filter.py).
             "FILTER_MODEL_ACTION",
             "FILTER_MODEL_RETRIES",
+            # Loop guard: a model turn whose word 4-grams are more than this share repeats
+            # of the story's earlier text is regenerated once, then flagged (0: off).
+            "LOOP_GUARD_OVERLAP",
         ):
             setattr(self, name, getattr(env, name))
         # Scaled mode: limits shared by every web worker, in Redis (in memory while it is down).

@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     RATELIMIT_ENABLED: bool = True
     FILTER_MODEL_ACTION: Annotated[Literal["regenerate", "hold"], Choice] = "regenerate"
     FILTER_MODEL_RETRIES: Count = 2
+    LOOP_GUARD_OVERLAP: Annotated[float, Field(ge=0, le=1)] = 0.5
     RELAY_MODELS: Annotated[str, AfterValidator(_models)] = ""
     # Remote OpenAI-compatible models: a JSON object or a .json file's path (README).
     RELAY_REMOTE_MODELS: Annotated[str, AfterValidator(_remote_models)] = ""

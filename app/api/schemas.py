@@ -29,6 +29,8 @@ from app.stories.models import (
     FinishReason,
 )
 from app.stories.validation import (
+    BANNED_PHRASE_MAX_CHARS,
+    BANNED_PHRASES_MAX,
     CANDIDATES_MAX,
     CHOICE_MODES,
     CHOICE_SECONDS_MAX,
@@ -108,6 +110,13 @@ _ACTION = (
 )
 
 
+_BANNED = (
+    "Phrases the model must not write (whole phrases, any case, at a word start): the "
+    "local samplers never complete one's tokens, and a finished turn is cut before one "
+    "spelt with other tokens; a remote model gets single-token bans only"
+)
+
+
 def _story_fields(cfg: Any) -> dict[str, Any]:
     return {
         "title": _text(cfg["TITLE_MAX_CHARS"], TITLE_PATTERN, example="The Lighthouse"),
@@ -130,6 +139,12 @@ def _story_fields(cfg: Any) -> dict[str, Any]:
             "description": _STRICTNESS,
         },
         **_room_fields(),
+        "banned_phrases": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": BANNED_PHRASE_MAX_CHARS},
+            "maxItems": BANNED_PHRASES_MAX,
+            "description": _BANNED,
+        },
         **_candidate_fields(),
     }
 
@@ -363,6 +378,7 @@ StoryOut = Model(
         "turn_count": Int(description="Paragraphs readers see (not hidden, not held)"),
         "participants": ListOf(fields.String),
         "tags": ListOf(fields.String, description="The owner's tags, by name"),
+        "banned_phrases": ListOf(fields.String, description=_BANNED),
         "forked_from": Nested(
             ForkedFrom, nullable=True, description="A fork: where it began; else null"
         ),
@@ -432,6 +448,12 @@ TurnOut = Model(
             "turn of its own)",
         ),
         "chapter_title": Str(nullable=True, description="A chapter the owner marked here"),
+        "flag": Str(
+            nullable=True,
+            enum=["loop"],
+            description="loop: the model's turn largely repeats earlier text of the story "
+            "(regenerated once, then kept and marked)",
+        ),
         "created_at": When(),
     },
 )

@@ -91,11 +91,8 @@ class Generator:
         params: SamplingParams,
         on_delta: DeltaCallback | None = None,
         should_stop: StopCheck | None = None,
-        seed: int | None = None,
     ) -> Generation:
-        """Like generate(), with the generated ids and why it stopped; a `seed` makes the
-        sampling reproducible (it seeds torch's global generator: one generation at a time
-        per process is what makes it exact)."""
+        """Like generate(), with the generated ids and why it stopped."""
         loaded = self.registry.get(model_key)
         input_ids = _input_ids(loaded, prompt)  # (1, T)
         streamer = DeltaStreamer(loaded.tokenizer, on_delta)
@@ -104,8 +101,6 @@ class Generator:
         pad = loaded.tokenizer.pad_token_id
         settings = settings_for(loaded.source)  # the model folder's switch
         cache = HFStoryCache(loaded.model, settings) if settings is not None else None
-        if seed is not None:
-            torch.manual_seed(seed)
         try:
             output = loaded.model.generate(
                 input_ids,
@@ -143,11 +138,7 @@ def _input_ids(loaded: LoadedModel, prompt: str | Sequence[int]) -> torch.Tensor
 
 
 def bad_words_ids(tokenizer: Any, words: Sequence[str]) -> list[list[int]] | None:
-    """Token sequences to forbid: each word as it appears mid-sentence and at a line start."""
-    sequences: list[list[int]] = []
-    for word in words:
-        for variant in (word, " " + word):
-            ids = tokenizer.encode(variant, add_special_tokens=False)
-            if ids and ids not in sequences:
-                sequences.append(ids)
-    return sequences or None
+    """Token sequences to forbid: each banned phrase's variants (app/generation/banned.py)."""
+    from app.generation.banned import phrase_token_ids
+
+    return phrase_token_ids(tokenizer, words) or None

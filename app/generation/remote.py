@@ -11,6 +11,7 @@ the requests in flight to the model's `max_concurrent`. No Flask, no torch.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -60,10 +61,16 @@ def backoff_seconds(tries: int, retry_after: float | None, base: float) -> float
     return min(base * 2 ** (tries - 1), RETRY_AFTER_MAX)
 
 
-def completion_payload(spec: RemoteModel, prompt: str, params: SamplingParams) -> dict[str, Any]:
+def completion_payload(
+    spec: RemoteModel,
+    prompt: str,
+    params: SamplingParams,
+    logit_bias: dict[str, int] | None = None,
+) -> dict[str, Any]:
     """The request body: OpenAI's fields plus the top_k / repetition extensions vLLM and
-    llama.cpp accept (each ignores the other's spelling). no_repeat_ngram_size and bad
-    words need our own engine and are not sent (README: remote models)."""
+    llama.cpp accept (each ignores the other's spelling). no_repeat_ngram_size and
+    multi-token bans need our own engine and are not sent (README: remote models);
+    single-token bans go as OpenAI's logit_bias (`single_token_bans`)."""
     body: dict[str, Any] = {
         "prompt": prompt,
         "stream": True,
@@ -80,7 +87,28 @@ def completion_payload(spec: RemoteModel, prompt: str, params: SamplingParams) -
         body["stop"] = list(spec.stop)
     if spec.min_p is not None:
         body["min_p"] = spec.min_p
+    if logit_bias:
+        body["logit_bias"] = logit_bias
     return body
+
+
+@functools.lru_cache(maxsize=256)
+def single_token_bans(spec: RemoteModel, phrases: tuple[str, ...]) -> dict[str, int]:
+    """logit_bias forbidding the banned phrases' variants that are one token of the
+    model's vocabulary (app/generation/banned.py); none without an exact tokenizer."""
+    if not phrases or spec.tokenizer == "estimate":
+        return {}
+    from app.generation.banned import phrase_variants
+    from app.generation.remote_tokens import remote_tokenizer
+
+    tokenizer = remote_tokenizer(spec)
+    bias: dict[str, int] = {}
+    for phrase in phrases:
+        for variant in phrase_variants(phrase):
+            ids = tokenizer.encode(variant, add_special_tokens=False)
+            if len(ids) == 1:
+                bias[str(ids[0])] = -100  # OpenAI's ban: the token is never sampled
+    return bias
 
 
 class RemoteClient:
@@ -163,7 +191,8 @@ class RemoteClient:
         on_delta: DeltaCallback | None,
         should_stop: StopCheck | None,
     ) -> RemoteGeneration:
-        body = completion_payload(self.spec, prompt, params)
+        bans = single_token_bans(self.spec, tuple(params.bad_words))
+        body = completion_payload(self.spec, prompt, params, logit_bias=bans)
         pieces: list[str] = []
         finish: str | None = None
         try:

@@ -8,7 +8,6 @@ writer sees) and holds no database transaction while the model runs.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import socket
@@ -46,8 +45,8 @@ class JobPrompt:
     filter_retries: int = 0  # regenerations allowed when the filter catches the output
     prompt_text: str | None = None  # a remote model's prompt (servers take text)
     retry_backoff: float = 1.0  # seconds before a remote model's second try, doubling
-    seed: int | None = None  # the first attempt's; attempt n uses seed + n - 1
-    context: dict[str, Any] | None = None  # what the model saw (app/stories/context.py)
+    earlier: tuple[str, ...] = ()  # the story's text before the answer (the loop guard's)
+    loop_overlap: float = 0.0  # LOOP_GUARD_OVERLAP: above this share, regenerate once; 0 off
 
     @property
     def prompt(self) -> str | list[int]:
@@ -104,22 +103,21 @@ def build_prompt(job: GenerationJob) -> JobPrompt:
     The database is read first and the session closed before the model is
     loaded (the first load can take a while; no transaction waits on it).
     """
-    from app.generation.prompt_parts import assemble
+    from app.generation.banned import parse_phrases
     from app.generation.sampling import params_for
-    from app.stories.context import context_record, new_seed, record_context
-    from app.stories.lore import story_parts
+    from app.generation.window import trim_to_window
 
     cfg = current_app.config
     story = db.session.get(Story, job.story_id)
     answered = db.session.get(Turn, job.reply_to_id)
     last = answered.position if answered is not None else story.last_position
-    turns = [(t.position, t.text) for t in visible_turns(story) if t.position <= last]
-    parts, preset = story_parts(story, turns, cfg.get("LORE_SCAN_TURNS")), story.preset
+    texts = [t.text for t in visible_turns(story) if t.position <= last]
     params = params_for(
         story.preset,
         story.max_new_tokens,
         min_tokens=cfg["AI_TOKENS_MIN"],
         max_tokens=cfg["AI_TOKENS_MAX"],
+        bad_words=parse_phrases(story.banned_phrases),
     )
     job_id, story_id, model_key, opening = job.id, story.id, story.model_key, story.opening
     checker, filter_retries = _output_filter(story.language)
@@ -132,17 +130,12 @@ def build_prompt(job: GenerationJob) -> JobPrompt:
         tokenizer, context = loaded.tokenizer, loaded.max_context
     # A model with a short context keeps at least half of it for the prompt.
     params = replace(params, max_new_tokens=min(params.max_new_tokens, context // 2))
-    assembled = assemble(tokenizer, parts, context, params.max_new_tokens)
-    window, seed = assembled.window, new_seed() if remote is None else None
-    record = context_record(
-        assembled, parts, model_key=model_key, preset=preset, params=params, max_context=context
-    ) | {"seed": seed}
-    record_context(job_id, record)
+    window = trim_to_window(tokenizer, opening, texts, context, params.max_new_tokens)
     return JobPrompt(
         job_id, story_id, model_key, window.ids, params, checker, filter_retries,
         prompt_text=window.text if remote is not None else None,
         retry_backoff=remote.retry_backoff if remote is not None else 1.0,
-        seed=seed, context=record,
+        earlier=(opening, *texts), loop_overlap=float(cfg.get("LOOP_GUARD_OVERLAP", 0.0)),
     )  # fmt: skip
 
 
@@ -167,11 +160,13 @@ def _output_filter(language: str) -> tuple[Any, int]:
 
 def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
     """Generate until the text is usable: an empty result is retried once; output the
-    content filter catches is regenerated (FILTER_MODEL_RETRIES), then stored held."""
+    content filter catches is regenerated (FILTER_MODEL_RETRIES), then stored held; a
+    turn repeating the story (the loop guard) is regenerated once, then stored flagged."""
+    from app.generation.banned import cut_before_banned
     from app.generation.cleanup import clean_generation
 
     generator = _generator_for(request.model_key)
-    empty_left, filter_left = 1, request.filter_retries
+    empty_left, filter_left, loop_left = 1, request.filter_retries, 1
     attempts = _Attempts(request)
     while True:
         result = _with_retries(
@@ -184,16 +179,21 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
             requeue_job(request.job_id)  # shutting down: the next start resumes it
             return "interrupted"
         text = clean_generation(result.text, finished=result.stop_reason.natural_end)
+        text = cut_before_banned(text, request.params.bad_words)  # other tokenizations
         hit = request.checker(text) if text and request.checker else None
+        flag = _loop_flag(request, text) if text and hit is None else None
+        if flag and loop_left:
+            loop_left -= 1
+            log.info("job %s: attempt %s repeats the story", request.job_id, attempts.number)
+            continue
         if text and hit is None:  # None: the job is gone (story deleted) or was withdrawn
-            attempts.record_seed()
-            return "done" if complete_job(request.job_id, text) is not None else "skipped"
+            done = complete_job(request.job_id, text, flag=flag)
+            return "done" if done is not None else "skipped"
         if not text and empty_left:
             empty_left -= 1
         elif hit is not None and filter_left:
             filter_left -= 1
         elif hit is not None:
-            attempts.record_seed()
             held = complete_job(request.job_id, text, held_reason=f"filter: {hit.value}")
             return "held" if held is not None else "skipped"
         else:
@@ -201,6 +201,13 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
         log.info(
             "job %s: attempt %s unusable (%s)", request.job_id, attempts.number, hit or "empty"
         )
+
+
+def _loop_flag(request: JobPrompt, text: str) -> str | None:
+    """The loop flag when the turn largely repeats the story's earlier text, else None."""
+    from app.generation.loops import LOOP_FLAG, repeats_earlier
+
+    return LOOP_FLAG if repeats_earlier(text, request.earlier, request.loop_overlap) else None
 
 
 class _Attempts:
@@ -219,22 +226,7 @@ class _Attempts:
             self.request.params,
             on_delta=_delta_publisher(self.request, self.number, self._sent),
             should_stop=should_stop,
-            **self._seed(generator),
         )
-
-    def _seed(self, generator: Any) -> dict[str, int]:
-        """This attempt's seed, for a generator that takes one (a retry must differ)."""
-        if self.request.seed is None or not _takes_seed(generator):
-            return {}
-        return {"seed": self.request.seed + self.number - 1}
-
-    def record_seed(self) -> None:
-        """A later attempt became the turn: its seed is the one the record keeps."""
-        from app.stories.context import record_context
-
-        if self.number > 1 and self.request.seed is not None and self.request.context:
-            seed = self.request.seed + self.number - 1
-            record_context(self.request.job_id, self.request.context | {"seed": seed})
 
     def _sent(self) -> None:
         self.streamed = True
@@ -265,11 +257,6 @@ def _with_retries(job_id: int, backoff: float, call: Any, on_failure: Any = None
             log.warning("job %s: %s; try %s in %.1f s", job_id, exc.detail, tries + 1, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _takes_seed(generator: Any) -> bool:
-    params = inspect.signature(generator.run).parameters.values()
-    return any(p.name == "seed" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _generator_for(model_key: str) -> Any:

@@ -33,6 +33,7 @@ from app.stories.validation import (
     PRESETS,
     SKIP_LIMIT_MAX,
     TURN_SECONDS_MAX,
+    clean_banned_phrases,
     clean_tags,
     model_language,
 )
@@ -220,6 +221,11 @@ class StorySettingsForm(FlaskForm):
     )
     model = SelectField(_l("Model"), choices=[])
     tags = StringField(_l("Tags"), description=_l("Separated by commas, at most 8."))
+    banned_phrases = TextAreaField(
+        _l("Banned phrases"),
+        description=_l("One a line, at most 20: phrases the model must not write."),
+        render_kw={"rows": 4},
+    )
 
     candidates = RadioField(
         _l("Candidates per model turn"),
@@ -273,6 +279,7 @@ class StorySettingsForm(FlaskForm):
             "preset": self.preset.data,
             "model": self.model.data,
             "tags": clean_tags(self.tags.data),
+            "banned_phrases": clean_banned_phrases(self.banned_phrases.data),
             "candidates": self.candidates.data,
             "choice_mode": self.choice_mode.data,
             "choice_seconds": self.choice_minutes.data * 60 if self.choice_minutes.data else None,
@@ -307,6 +314,7 @@ def settings_of(story: Any) -> dict[str, Any]:
         "preset": story.preset,
         "model": story.model_key,
         "tags": ", ".join(tag.name for tag in story.tags),
+        "banned_phrases": story.banned_phrases or "",
         "candidates": str(story.candidates),
         "choice_mode": story.choice_mode,
         "choice_minutes": story.choice_seconds // 60,

@@ -92,6 +92,7 @@ def turn_dict(turn: Turn, number: int | None = _UNSET) -> dict[str, Any]:
         "held_reason": turn.held_reason if turn.held else None,
         "edited_at": _iso(turn.edited_at),
         "chapter_title": turn.chapter_title,
+        "flag": turn.flag,
         "created_at": _iso(turn.created_at),
     }
 
@@ -141,6 +142,7 @@ def story_dict(
         "choice_seconds": story.choice_seconds,
         "share_url": share_url,
         "tags": [tag.name for tag in story.tags],
+        "banned_phrases": [p for p in (story.banned_phrases or "").split("\n") if p],
         "forked_from": (
             {"id": story.forked_from_id, "position": story.forked_from_position}
             if story.forked_from_id is not None

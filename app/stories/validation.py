@@ -34,6 +34,8 @@ TAGS_MAX = 8
 TAG_MAX_CHARS = 32
 TURN_SECONDS_MAX = 30 * 24 * 3600
 SKIP_LIMIT_MAX = 10
+BANNED_PHRASES_MAX = 20
+BANNED_PHRASE_MAX_CHARS = 80
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _SPACE_RUNS = re.compile(r"[ \t]+\n")
 
@@ -172,6 +174,8 @@ def story_fields(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         )
     out.update(_room_fields(data, partial))
     out.update(_candidate_fields(data, partial))
+    if not partial or "banned_phrases" in data:
+        out["banned_phrases"] = clean_banned_phrases(data.get("banned_phrases"))
     if not partial:
         out["model_key"] = model_for(out["language"], data.get("model"))
     elif "model" in data:  # app/stories/relay.py checks it against the story's language
@@ -254,3 +258,33 @@ def clean_tags(value: Any) -> list[str]:
     if len(tags) > TAGS_MAX:
         raise Invalid(_("A story has at most %(limit)s tags.", limit=TAGS_MAX), field="tags")
     return tags
+
+
+def clean_banned_phrases(value: Any) -> str:
+    """Phrases the model must not write: a list (or a string, one a line) of up to
+    BANNED_PHRASES_MAX phrases of 1-BANNED_PHRASE_MAX_CHARS characters; stored one a line."""
+    field = "banned_phrases"
+    if value in (None, ""):
+        return ""
+    items = value.split("\n") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise Invalid(_("banned_phrases must be a list of strings."), field=field)
+    phrases: list[str] = []
+    for item in items:
+        phrase = " ".join(unicodedata.normalize("NFC", _CONTROL.sub("", item)).split())
+        if len(phrase) > BANNED_PHRASE_MAX_CHARS:
+            raise Invalid(
+                _(
+                    "A banned phrase is at most %(limit)s characters.",
+                    limit=BANNED_PHRASE_MAX_CHARS,
+                ),
+                field=field,
+            )
+        if phrase and phrase not in phrases:
+            phrases.append(phrase)
+    if len(phrases) > BANNED_PHRASES_MAX:
+        raise Invalid(
+            _("A story has at most %(limit)s banned phrases.", limit=BANNED_PHRASES_MAX),
+            field=field,
+        )
+    return "\n".join(phrases)

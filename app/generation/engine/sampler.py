@@ -181,16 +181,48 @@ def _ban_ngrams(logits: torch.Tensor, picked: torch.Tensor, n: int, ctx: BatchCo
 
 
 def _bad_words(logits: torch.Tensor, rows: Sequence[RowSettings], ctx: BatchContext) -> None:
-    for row, settings in enumerate(rows):
-        if not settings.bad_words_ids:
-            continue
-        length = int(ctx.lengths[row])
-        for seq in settings.bad_words_ids:
-            prefix = seq[:-1]
-            if len(prefix) > length:
-                continue
-            if prefix:
-                tail = ctx.history[row, length - len(prefix) : length].tolist()
-                if tail != prefix:
-                    continue
-            logits[row, seq[-1]] = NEG_INF
+    """Mask each banned sequence's last token in the rows whose text ends with the tokens
+    before it (a one-token sequence: always): the sequence is never completed. All the
+    rows' sequences are checked at once against one table (built when the rows change)."""
+    table = _bad_words_table(rows, logits.device, ctx.memo)
+    if table is None:
+        return
+    row_of, prefixes, prefix_lens, last = table  # (N,), (N, L), (N,), (N,)
+    N, L = prefixes.shape
+    lengths = ctx.lengths[row_of]  # (N,)
+    if L:
+        cols = torch.arange(L, device=logits.device)  # (L,)
+        at = (lengths[:, None] - L + cols[None, :]).clamp(min=0)  # (N, L): the last L ids
+        tails = ctx.history[row_of[:, None], at]  # (N, L)
+        # Prefixes are right-aligned: column j belongs to sequence i when j >= L - len_i.
+        used = cols[None, :] >= (L - prefix_lens)[:, None]  # (N, L)
+        match = ((tails == prefixes) | ~used).all(-1) & (lengths >= prefix_lens)  # (N,)
+    else:
+        match = torch.ones(N, dtype=torch.bool, device=logits.device)
+    penalty = torch.zeros(N, dtype=logits.dtype, device=logits.device).masked_fill_(match, NEG_INF)
+    logits.index_put_((row_of, last), penalty, accumulate=True)  # x + 0 = x; x - inf = -inf
+
+
+def _bad_words_table(rows: Sequence[RowSettings], dev: torch.device, memo: dict) -> Any:
+    """(row of each sequence, its prefix right-aligned in L columns, prefix length, last
+    token) for every row's banned sequences; None when no row bans any."""
+    key = tuple(r.serial for r in rows)
+    cached = memo.get("bad_words")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    seqs = [(i, seq) for i, r in enumerate(rows) for seq in r.bad_words_ids if seq]
+    table = None
+    if seqs:
+        L = max(len(seq) - 1 for _, seq in seqs)
+        prefixes = torch.zeros((len(seqs), L), dtype=torch.long)
+        for n, (_, seq) in enumerate(seqs):
+            if len(seq) > 1:
+                prefixes[n, L - len(seq) + 1 :] = torch.tensor(seq[:-1])
+        table = (
+            torch.tensor([i for i, _ in seqs], device=dev),
+            prefixes.to(dev),
+            torch.tensor([len(seq) - 1 for _, seq in seqs], device=dev),
+            torch.tensor([seq[-1] for _, seq in seqs], device=dev),
+        )
+    memo["bad_words"] = (key, table)
+    return table
