@@ -102,6 +102,7 @@ def story_script_strings() -> dict[str, str]:
         "unreachable": _("Could not reach the server; your text is still here."),
         "cannotRegenerate": _("Could not regenerate."),
         "modelAdded": _("The model added §%(number)s.", number="{number}"),
+        "saw": _("What the model saw"),
         **candidate_script_strings(),
     }
 

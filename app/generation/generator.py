@@ -91,8 +91,11 @@ class Generator:
         params: SamplingParams,
         on_delta: DeltaCallback | None = None,
         should_stop: StopCheck | None = None,
+        seed: int | None = None,
     ) -> Generation:
-        """Like generate(), with the generated ids and why it stopped."""
+        """Like generate(), with the generated ids and why it stopped; a `seed` makes the
+        sampling reproducible (it seeds torch's global generator: one generation at a time
+        per process is what makes it exact)."""
         loaded = self.registry.get(model_key)
         input_ids = _input_ids(loaded, prompt)  # (1, T)
         streamer = DeltaStreamer(loaded.tokenizer, on_delta)
@@ -101,6 +104,8 @@ class Generator:
         pad = loaded.tokenizer.pad_token_id
         settings = settings_for(loaded.source)  # the model folder's switch
         cache = HFStoryCache(loaded.model, settings) if settings is not None else None
+        if seed is not None:
+            torch.manual_seed(seed)
         try:
             output = loaded.model.generate(
                 input_ids,

@@ -8,6 +8,7 @@ writer sees) and holds no database transaction while the model runs.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import socket
@@ -47,6 +48,8 @@ class JobPrompt:
     retry_backoff: float = 1.0  # seconds before a remote model's second try, doubling
     earlier: tuple[str, ...] = ()  # the story's text before the answer (the loop guard's)
     loop_overlap: float = 0.0  # LOOP_GUARD_OVERLAP: above this share, regenerate once; 0 off
+    seed: int | None = None  # the first attempt's; attempt n uses seed + n - 1
+    context: dict[str, Any] | None = None  # what the model saw (app/stories/context.py)
 
     @property
     def prompt(self) -> str | list[int]:
@@ -104,14 +107,18 @@ def build_prompt(job: GenerationJob) -> JobPrompt:
     loaded (the first load can take a while; no transaction waits on it).
     """
     from app.generation.banned import parse_phrases
+    from app.generation.prompt_parts import assemble
     from app.generation.sampling import params_for
-    from app.generation.window import trim_to_window
+    from app.stories.context import context_record, new_seed, record_context
+    from app.stories.lore import story_parts
 
     cfg = current_app.config
     story = db.session.get(Story, job.story_id)
     answered = db.session.get(Turn, job.reply_to_id)
     last = answered.position if answered is not None else story.last_position
-    texts = [t.text for t in visible_turns(story) if t.position <= last]
+    turns = [(t.position, t.text) for t in visible_turns(story) if t.position <= last]
+    texts = [text for _, text in turns]
+    parts, preset = story_parts(story, turns, cfg.get("LORE_SCAN_TURNS")), story.preset
     params = params_for(
         story.preset,
         story.max_new_tokens,
@@ -130,12 +137,18 @@ def build_prompt(job: GenerationJob) -> JobPrompt:
         tokenizer, context = loaded.tokenizer, loaded.max_context
     # A model with a short context keeps at least half of it for the prompt.
     params = replace(params, max_new_tokens=min(params.max_new_tokens, context // 2))
-    window = trim_to_window(tokenizer, opening, texts, context, params.max_new_tokens)
+    assembled = assemble(tokenizer, parts, context, params.max_new_tokens)
+    window, seed = assembled.window, new_seed() if remote is None else None
+    record = context_record(
+        assembled, parts, model_key=model_key, preset=preset, params=params, max_context=context
+    ) | {"seed": seed}
+    record_context(job_id, record)
     return JobPrompt(
         job_id, story_id, model_key, window.ids, params, checker, filter_retries,
         prompt_text=window.text if remote is not None else None,
         retry_backoff=remote.retry_backoff if remote is not None else 1.0,
         earlier=(opening, *texts), loop_overlap=float(cfg.get("LOOP_GUARD_OVERLAP", 0.0)),
+        seed=seed, context=record,
     )  # fmt: skip
 
 
@@ -187,6 +200,7 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
             log.info("job %s: attempt %s repeats the story", request.job_id, attempts.number)
             continue
         if text and hit is None:  # None: the job is gone (story deleted) or was withdrawn
+            attempts.record_seed()
             done = complete_job(request.job_id, text, flag=flag)
             return "done" if done is not None else "skipped"
         if not text and empty_left:
@@ -194,6 +208,7 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
         elif hit is not None and filter_left:
             filter_left -= 1
         elif hit is not None:
+            attempts.record_seed()
             held = complete_job(request.job_id, text, held_reason=f"filter: {hit.value}")
             return "held" if held is not None else "skipped"
         else:
@@ -226,7 +241,22 @@ class _Attempts:
             self.request.params,
             on_delta=_delta_publisher(self.request, self.number, self._sent),
             should_stop=should_stop,
+            **self._seed(generator),
         )
+
+    def _seed(self, generator: Any) -> dict[str, int]:
+        """This attempt's seed, for a generator that takes one (a retry must differ)."""
+        if self.request.seed is None or not _takes_seed(generator):
+            return {}
+        return {"seed": self.request.seed + self.number - 1}
+
+    def record_seed(self) -> None:
+        """A later attempt became the turn: its seed is the one the record keeps."""
+        from app.stories.context import record_context
+
+        if self.number > 1 and self.request.seed is not None and self.request.context:
+            seed = self.request.seed + self.number - 1
+            record_context(self.request.job_id, self.request.context | {"seed": seed})
 
     def _sent(self) -> None:
         self.streamed = True
@@ -257,6 +287,11 @@ def _with_retries(job_id: int, backoff: float, call: Any, on_failure: Any = None
             log.warning("job %s: %s; try %s in %.1f s", job_id, exc.detail, tries + 1, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _takes_seed(generator: Any) -> bool:
+    params = inspect.signature(generator.run).parameters.values()
+    return any(p.name == "seed" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _generator_for(model_key: str) -> Any:

@@ -80,7 +80,20 @@
       node.append(note);
     }
     if (me && !turn.hidden && story.dataset.reportUrl) node.append(reportTools(turn));
+    if (turn.kind === "ai" && story.dataset.contextUrl) node.append(contextLink(turn));
     return node;
+  }
+
+  // The "What the model saw" link of templates/stories/_turn.html, for turns that arrive live.
+  function contextLink(turn) {
+    const line = el("p", "turn-context-link");
+    line.lang = pageLang;
+    const link = el("a", "", t("saw"));
+    link.href = story.dataset.contextUrl.replace(/\/0\/context$/, `/${Number(turn.position)}/context`);
+    link.rel = "nofollow";
+    link.dataset.testid = "context-link";
+    line.append(link);
+    return line;
   }
 
   // The same "Report" link as templates/stories/_turn.html, for turns that arrive live.

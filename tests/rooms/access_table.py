@@ -14,8 +14,8 @@ appears in the list).
 Each row is (operation, method, path, private outcomes, unlisted outcomes), outcomes in
 ROLES order; the path's {sid}, {pos} (the latest turn), {tid} (the AI turn at position 2),
 {job}, {other}
-(another participant) and {invite} are filled in by the walk. Each row runs for each
-role on a fresh story.
+(another participant), {invite} and {lore} (a lore entry) are filled in by the walk.
+Each row runs for each role on a fresh story.
 """
 
 from __future__ import annotations
@@ -73,6 +73,9 @@ TABLE: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("follow its events", "GET", f"{API}/stories/{{sid}}/events", *READ),
     ("see its model's job", "GET", f"{API}/jobs/{{job}}", *READ),
     ("find it in the list", "GET", f"{API}/stories", *LIST),
+    ("read its memory and note", "GET", f"{API}/stories/{{sid}}/memory", *READ),
+    ("read its lore", "GET", f"{API}/stories/{{sid}}/lore", *READ),
+    ("see what the model saw", "GET", f"{API}/stories/{{sid}}/turns/{{pos}}/context", *READ),
     # reading, in the browser
     ("open its page", "GET", "/stories/{sid}", *READ),
     ("page script: turns", "GET", "/stories/{sid}/turns.json", *READ),
@@ -81,6 +84,8 @@ TABLE: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("page: export", "GET", "/stories/{sid}/export.txt", *READ),
     ("page: find it on the front page", "GET", "/", *LIST),
     ("page: report form", "GET", "/turns/{tid}/report", *REPORT_FORM),
+    ("page: memory and lore", "GET", "/stories/{sid}/memory", *READ),
+    ("page: what the model saw", "GET", "/stories/{sid}/turns/{pos}/context", *READ),
     # taking part
     ("report a turn", "POST", f"{API}/turns/{{tid}}/reports", *REPORT),
     ("page: report a turn", "POST", "/turns/{tid}/report", *REPORT),
@@ -126,6 +131,15 @@ TABLE: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("make a new link", "POST", f"{API}/stories/{{sid}}/share-link", *MANAGE),
     ("page: make a new link", "POST", "/stories/{sid}/share-link", *MANAGE_PAGE),
     ("page: lock it", "POST", "/stories/{sid}/settings/status", *MANAGE_PAGE),
+    # its memory, note and lore (memory_access "owner", the default)
+    ("change its memory and note", "PUT", f"{API}/stories/{{sid}}/memory", *MANAGE),
+    ("add a lore entry", "POST", f"{API}/stories/{{sid}}/lore", *MANAGE),
+    ("change a lore entry", "PATCH", f"{API}/stories/{{sid}}/lore/{{lore}}", *MANAGE),
+    ("delete a lore entry", "DELETE", f"{API}/stories/{{sid}}/lore/{{lore}}", *MANAGE),
+    ("page: change its memory and note", "POST", "/stories/{sid}/memory", *MANAGE_PAGE),
+    ("page: add a lore entry", "POST", "/stories/{sid}/lore", *MANAGE_PAGE),
+    ("page: change a lore entry", "POST", "/stories/{sid}/lore/{lore}", *MANAGE_PAGE),
+    ("page: delete a lore entry", "POST", "/stories/{sid}/lore/{lore}/delete", *MANAGE_PAGE),
     ("delete it", "DELETE", f"{API}/stories/{{sid}}", *MANAGE),
     ("page: delete it", "POST", "/stories/{sid}/delete", *MANAGE_PAGE),
 ]

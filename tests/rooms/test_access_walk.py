@@ -4,6 +4,7 @@ the README shows). Both databases."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -39,6 +40,7 @@ class Room:
             Story,
             Turn,
         )
+        from app.stories.tool_models import LoreEntry
 
         self.app = app
         with app.app_context():
@@ -90,6 +92,7 @@ class Room:
                 finish_reason="answered",
                 turn_id=answer.id,
                 attempts=1,
+                context=json.dumps({"prompt": "It was dark.\n\nThe lamp went out.\n\n"}),
             )
             db.session.add(job)
             db.session.flush()
@@ -97,8 +100,11 @@ class Room:
                 Candidate(job_id=job.id, story_id=story.id, index=0, text=answer.text,
                           turn_id=answer.id)
             )  # fmt: skip
+            entry = LoreEntry(story_id=story.id, keys="lamp", text="A brass lamp.")
+            db.session.add(entry)
             db.session.commit()
             self.sid, self.tid, self.job, self.invite = story.id, answer.id, job.id, invite.id
+            self.lore = entry.id
             self.key = story.share_token
         self.other = "other"
 
@@ -140,7 +146,12 @@ def payload(method: str, path: str, room: Room, visibility: str) -> dict[str, An
         "/settings": _settings_form(visibility),
         "/settings/status": {"status": "locked"},
         "/delete": {"confirm": "y"},
+        "/memory": {"memory": "Remember the lamp."},
+        "/lore": {"keys": ["lamp"] if api else "lamp", "text": "A brass lamp."},
+        "/{lore}": {"text": "A brass lamp, dented."},
     }
+    if method == "PATCH" and "/lore/" in path:
+        return {"json": {"text": "A brass lamp, dented."}}
     if method == "PATCH":
         return {"json": {"title": "Renamed"}}
     if method in ("GET", "DELETE"):
@@ -194,6 +205,7 @@ def call(client: Any, method: str, path: str, role: str, room: Room, headers, kw
         job=room.job,
         other=room.other,
         invite=room.invite,
+        lore=room.lore,
     )
     if url.endswith("/events"):
         response = client.open(url, method=method, headers=headers, buffered=False)

@@ -105,7 +105,7 @@ class EngineGenerator(Generator):
         loaded = self.registry.get(model_key)
         engine = engine_for(loaded, self.precision, self.max_batch, self.kv_cache)
         if engine is None:
-            return super().run(model_key, prompt, params, on_delta, should_stop)
+            return super().run(model_key, prompt, params, on_delta, should_stop, seed)
         ids = _input_ids(loaded, prompt)[0].tolist()
         if len(ids) >= engine.n_positions:  # the window module trims; this is a last resort
             ids = ids[-(engine.n_positions - 1) :]
