@@ -118,6 +118,8 @@ def clean_keys(value: Any) -> str:
 def note_depth(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON's 2.0 is the integer 2
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= NOTE_DEPTH_MAX:
         message = _("note_depth must be a whole number from 0 to %(limit)s.", limit=NOTE_DEPTH_MAX)
         raise Invalid(message, field="note_depth")
