@@ -71,6 +71,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.api import init_api
     from app.moderation.views import bp as admin_bp
+    from app.stories import edit_views as edit_routes  # noqa: F401  (routes on stories_bp)
     from app.stories import lore_views, room_views, settings_views  # noqa: F401  (stories_bp)
     from app.stories.views import bp as stories_bp
 

@@ -45,7 +45,7 @@ LIST_PARAMS = {
     "sort": {"description": "activity (default), newest or title", "enum": list(SORTS)},
 }
 
-EXPORT_FORMATS = ("txt", "md")
+EXPORT_FORMATS = ("txt", "md", "epub")
 
 
 def _readable(story_id: int) -> Story:
@@ -221,16 +221,18 @@ class StoryEvents(Resource):
 class StoryExport(Resource):
     @ns.doc(
         security=[],
-        params={"format": {"description": "txt (default) or md", "enum": list(EXPORT_FORMATS)}},
+        params={
+            "format": {"description": "txt (default), md or epub", "enum": list(EXPORT_FORMATS)}
+        },
     )
-    @ns.produces(["text/plain", "text/markdown", "application/json"])
+    @ns.produces(["text/plain", "text/markdown", "application/epub+zip", "application/json"])
     @ns.response(200, "The story's visible text, each turn credited")
     @ns.response(422, "Unknown format", schemas.Error)
     def get(self, story_id: int) -> Response:
-        """Download a story as plain text or Markdown (hidden turns left out)."""
+        """Download a story as plain text, Markdown or EPUB (hidden turns left out)."""
         fmt = request.args.get("format", "txt")  # "" too is not a format
         if fmt not in EXPORT_FORMATS:
-            raise Invalid("format must be txt or md.", field="format")
+            raise Invalid("format must be txt, md or epub.", field="format")
         story = _readable(story_id)
         from app.stories.export import export_story
 

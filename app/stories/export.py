@@ -1,4 +1,5 @@
-"""Story export as plain text or Markdown: the opening, then each visible turn, credited.
+"""Story export as plain text, Markdown or EPUB (app/stories/epub.py): the opening, then
+each visible turn, credited.
 
 Hidden turns are left out (they have left the story). Turn text is written as
 is in plain text; in Markdown it is escaped so that a writer's paragraph cannot
@@ -12,10 +13,15 @@ import unicodedata
 
 from flask_babel import gettext as _
 
+from app.stories.epub import build_epub
 from app.stories.models import Story, Turn
 from app.stories.reads import visible_turns
 
-FORMATS = {"txt": "text/plain; charset=utf-8", "md": "text/markdown; charset=utf-8"}
+FORMATS = {
+    "txt": "text/plain; charset=utf-8",
+    "md": "text/markdown; charset=utf-8",
+    "epub": "application/epub+zip",
+}
 
 # Inline markup characters, escaped everywhere; list/heading markers only at a line start.
 _MD_INLINE = re.compile(r"([\\`*_{}\[\]<>#|~])")
@@ -24,8 +30,8 @@ _MD_BULLET = re.compile(r"^(\s*)([-+=])")
 _FILENAME_UNSAFE = re.compile(r"[^\w\-]+", re.UNICODE)
 
 
-def export_story(story: Story, fmt: str) -> tuple[str, str, str]:
-    """(text, mimetype, filename) for the story in `fmt` ("txt" or "md").
+def export_story(story: Story, fmt: str) -> tuple[str | bytes, str, str]:
+    """(text, mimetype, filename) for the story in `fmt` ("txt", "md", or "epub": bytes).
 
     Raises app.errors.Invalid for an unknown format.
     """
@@ -36,9 +42,12 @@ def export_story(story: Story, fmt: str) -> tuple[str, str, str]:
             _("%(field)s must be one of: %(choices)s.", field="format", choices=", ".join(FORMATS)),
             field="format",
         )
+    filename = f"{_slug(story.title, story.id)}.{fmt}"
+    if fmt == "epub":
+        return build_epub(story), FORMATS[fmt], filename
     turns = visible_turns(story)
     text = _markdown(story, turns) if fmt == "md" else _plain(story, turns)
-    return text, FORMATS[fmt], f"{_slug(story.title, story.id)}.{fmt}"
+    return text, FORMATS[fmt], filename
 
 
 def credit_line(turn: Turn) -> str:

@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from app.accounts.models import User
 from app.extensions import db
 from app.stories import candidates, rules, skips
-from app.stories.models import JobStatus, Story
+from app.stories.models import FinishReason, JobStatus, Story
 from app.stories.reads import (
     awaiting_review,
     last_human_author,
@@ -34,6 +34,8 @@ def story_state(story: Story, user: User | None) -> dict[str, Any]:
     failed = job if job is not None and job.status == JobStatus.FAILED else None
     if failed is not None and (latest is None or latest.id != failed.reply_to_id):
         failed = None  # an old failure, already followed by other turns
+    if failed is not None and failed.finish_reason == FinishReason.WITHDRAWN:
+        failed = None  # its paragraph was withdrawn (or hidden): no error to show
     awaiting = awaiting_review(story)
     return {
         "last_position": story.last_position,
@@ -44,6 +46,7 @@ def story_state(story: Story, user: User | None) -> dict[str, Any]:
         "hint": whose_turn(story, user, pending is not None, awaiting),
         "can_write": rules.may_write(story, user),
         "regenerate_position": rules.regenerable_position(story, user),
+        "editable_position": rules.editable_position(story, user),
         **_deadline(story, user, waiting=pending is not None or awaiting),
         **candidates.page_state(story, user),  # the candidate picker and the alternates
     }

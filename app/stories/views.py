@@ -188,9 +188,10 @@ def events(story_id: int) -> Response:
 
 @bp.route("/stories/<int:story_id>/export.<fmt>")
 def export(story_id: int, fmt: str) -> Response:
-    """Download the story as plain text (.txt) or Markdown (.md), every turn credited."""
-    if fmt not in ("txt", "md"):
-        raise Invalid(_("Export as .txt or .md."), field="format")
+    """Download the story as plain text (.txt), Markdown (.md) or an e-book (.epub), every
+    turn credited."""
+    if fmt not in ("txt", "md", "epub"):
+        raise Invalid(_("Export as .txt, .md or .epub."), field="format")
     text, mimetype, filename = export_story(_readable(story_id), fmt)
     response = current_app.response_class(text, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -212,6 +212,10 @@
     showGenerationError(
       state.failed_job ? t("failed", { error: state.failed_job.error || t("unknownError") }) : "",
     );
+    // Edit and Withdraw stay only on the paragraph the viewer may still change.
+    for (const tools of turns.querySelectorAll(".edit-tools")) {
+      tools.hidden = Number(tools.dataset.position) !== Number(state.editable_position);
+    }
     if (regenForm) {
       const position = state.regenerate_position;
       regenForm.hidden = !position;

@@ -12,7 +12,8 @@ the browser's: back to the page with the reason), listed / absent (whether the s
 appears in the list).
 
 Each row is (operation, method, path, private outcomes, unlisted outcomes), outcomes in
-ROLES order; the path's {sid}, {pos} (the latest turn), {tid} (the AI turn at position 2),
+ROLES order; the path's {sid}, {pos} (the latest turn), {para} (the participant's paragraph
+at position 1, answered), {tid} (the AI turn at position 2),
 {job}, {other}
 (another participant), {invite} and {lore} (a lore entry) are filled in by the walk.
 Each row runs for each role on a fresh story.
@@ -57,6 +58,13 @@ LEAVE_PAGE = (
 # Choose a candidate: the walk's job is answered already (409 for all who may read it);
 # switch the answer to an alternate: as regenerate, its paragraph's writer or a moderator.
 CHOOSE = ("401", "404", "404", "409", "409", "409"), ("401", "404", "409", "409", "409", "409")
+# Edit or withdraw a paragraph: its writer (the participant), until the model's answer is
+# final (here it is: 409); anyone else who may read the story is refused (403).
+EDIT = ("401", "404", "404", "409", "403", "403"), ("401", "404", "403", "409", "403", "403")
+EDIT_FORM = (
+    ("login", "404", "404", "refused", "403", "403"),
+    ("login", "404", "403", "refused", "403", "403"),
+)
 FORK = ("401", "404", "404", "ok", "ok", "ok"), ("401", "404", "ok", "ok", "ok", "ok")
 FORK_PAGE = (
     ("login", "404", "404", "ok", "ok", "ok"),
@@ -100,6 +108,11 @@ TABLE: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("switch the answer to an alternate", "POST", f"{API}/jobs/{{job}}/switch", *REGENERATE),
     ("write a paragraph", "POST", f"{API}/stories/{{sid}}/turns", *WRITE),
     ("page: write a paragraph", "POST", "/stories/{sid}/turns", *WRITE),
+    ("edit a paragraph", "PATCH", f"{API}/stories/{{sid}}/turns/{{para}}", *EDIT),
+    ("withdraw a paragraph", "DELETE", f"{API}/stories/{{sid}}/turns/{{para}}", *EDIT),
+    ("page: the edit form", "GET", "/stories/{sid}/turns/{para}/edit", *EDIT_FORM),
+    ("page: edit a paragraph", "POST", "/stories/{sid}/turns/{para}/edit", *EDIT),
+    ("page: withdraw a paragraph", "POST", "/stories/{sid}/turns/{para}/withdraw", *EDIT),
     ("join", "POST", f"{API}/stories/{{sid}}/participants", *JOIN),
     ("page: join", "POST", "/stories/{sid}/join", *JOIN_PAGE),
     ("page: leave", "POST", "/stories/{sid}/leave", *LEAVE_PAGE),
@@ -131,6 +144,11 @@ TABLE: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("make a new link", "POST", f"{API}/stories/{{sid}}/share-link", *MANAGE),
     ("page: make a new link", "POST", "/stories/{sid}/share-link", *MANAGE_PAGE),
     ("page: lock it", "POST", "/stories/{sid}/settings/status", *MANAGE_PAGE),
+    ("undo the last pair", "POST", f"{API}/stories/{{sid}}/undo", *MANAGE),
+    ("page: undo the last pair", "POST", "/stories/{sid}/undo", *MANAGE_PAGE),
+    ("mark a chapter", "PUT", f"{API}/stories/{{sid}}/turns/{{para}}/chapter", *MANAGE),
+    ("clear a chapter", "DELETE", f"{API}/stories/{{sid}}/turns/{{para}}/chapter", *MANAGE),
+    ("page: mark a chapter", "POST", "/stories/{sid}/chapters", *MANAGE_PAGE),
     # its memory, note and lore (memory_access "owner", the default)
     ("change its memory and note", "PUT", f"{API}/stories/{{sid}}/memory", *MANAGE),
     ("add a lore entry", "POST", f"{API}/stories/{{sid}}/lore", *MANAGE),

@@ -149,7 +149,12 @@ def payload(method: str, path: str, room: Room, visibility: str) -> dict[str, An
         "/memory": {"memory": "Remember the lamp."},
         "/lore": {"keys": ["lamp"] if api else "lamp", "text": "A brass lamp."},
         "/{lore}": {"text": "A brass lamp, dented."},
+        "/edit": {"text": "An edited paragraph.", "expected_position": position},
+        "/chapter": {"title": "Chapter One"},
+        "/chapters": {"number": "1", "title": "Chapter One"},
     }
+    if method == "PATCH" and "/turns/" in path:
+        return {"json": {"text": "An edited paragraph.", "expected_position": position}}
     if method == "PATCH" and "/lore/" in path:
         return {"json": {"text": "A brass lamp, dented."}}
     if method == "PATCH":
@@ -201,6 +206,7 @@ def call(client: Any, method: str, path: str, role: str, room: Room, headers, kw
     url = path.format(
         sid=room.sid,
         pos=room.last_position(),
+        para=1,
         tid=room.tid,
         job=room.job,
         other=room.other,
