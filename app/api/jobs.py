@@ -48,13 +48,13 @@ class JobItem(Resource):
 
 
 @ns.route("/<int:job_id>/choose")
-@ns.response(404, "No such job", schemas.Error)
+@ns.response(404, "No such job, or no candidate with that index", schemas.Error)
 class JobChoice(Resource):
     @ns.expect(candidate_schemas.ChoiceIn)
     @returns(ns, candidate_schemas.JobDetail, description="Chosen (or, in a vote, voted)")
     @ns.response(401, "No or bad token", schemas.Error)
     @ns.response(409, CHOICE_CONFLICTS, schemas.Error)
-    @ns.response(422, "No such candidate", schemas.Error)
+    @ns.response(422, "index is not an integer from 0 to 3", schemas.Error)
     def post(self, job_id: int):
         """Choose candidate `index`: it becomes the AI turn (in a vote: your vote)."""
         user = require_user()
@@ -64,14 +64,14 @@ class JobChoice(Resource):
 
 
 @ns.route("/<int:job_id>/switch")
-@ns.response(404, "No such job", schemas.Error)
+@ns.response(404, "No such job, or no alternate with that index", schemas.Error)
 class JobSwitch(Resource):
     @ns.expect(candidate_schemas.ChoiceIn)
     @returns(ns, schemas.TurnOut, description="The answer, now with the alternate's text")
     @ns.response(401, "No or bad token", schemas.Error)
     @ns.response(403, "Not the writer of the paragraph it answers", schemas.Error)
     @ns.response(409, "not_latest: the story moved on, or a choice is pending", schemas.Error)
-    @ns.response(422, "No such alternate", schemas.Error)
+    @ns.response(422, "index is not an integer from 0 to 3", schemas.Error)
     def post(self, job_id: int):
         """Switch the latest answer to this job's alternate `index`."""
         user = require_user()

@@ -212,8 +212,8 @@ def choose(job_id: int, index: Any, user: User) -> dict[str, Any]:
     """The writer picks candidate `index` (it becomes the AI turn); in vote mode a
     participant's vote for it, which closes the vote once everyone voted.
 
-    409 for anyone not allowed to choose and once the choice is made; 422 for an
-    index that names no readable candidate; 404 for a job the caller may not read.
+    409 for anyone not allowed to choose and once the choice is made; 404 for an
+    index that names no readable candidate, and for a job the caller may not read.
     Returns the job's detail (job_detail)."""
     job = db.session.get(GenerationJob, job_id)
     if job is None:
@@ -252,8 +252,10 @@ def _readable(job: GenerationJob, index: Any) -> Candidate:
             Candidate.job_id == job.id, Candidate.index == index, Candidate.held.is_(False)
         )
     ).first()
-    if candidate is None:
-        raise Invalid(_("There is no candidate %(index)s to choose.", index=index), field="index")
+    if candidate is None:  # the schema admits 0-3: a job with fewer has no such one (404)
+        raise NotFound(
+            _("There is no candidate %(index)s to choose.", index=index), code="no_candidate"
+        )
     return candidate
 
 
@@ -346,7 +348,7 @@ def switch_alternate(job_id: int, index: Any, user: User) -> Turn:
 
     The turn keeps its position (readers' numbering has no gap); the alternate it
     showed stays one. 409 when the answer is no longer the latest, 403 for a caller
-    who may not switch it, 422 for an index naming no readable alternate."""
+    who may not switch it, 404 for an index naming no readable alternate."""
     job = db.session.get(GenerationJob, job_id)
     if job is None:
         raise NotFound(_("Job %(id)s does not exist.", id=job_id))

@@ -131,8 +131,8 @@ def test_the_writer_chooses_and_the_others_stay_alternates(app, f):
     with pytest.raises(Conflict) as caught:
         choose(job_id, 1, user(b))
     assert caught.value.code == "not_chooser"
-    with pytest.raises(Invalid):
-        choose(job_id, 7, user(a))
+    with pytest.raises(NotFound):
+        choose(job_id, 3, user(a))
     done = choose(job_id, 1, user(a))
     assert done["status"] == "done" and [c["chosen"] for c in done["candidates"]] == [0, 1, 0]
     assert texts(sid) == ["A paragraph.", "The second way."]
@@ -302,7 +302,8 @@ def test_the_api_lists_and_chooses_and_hides_other_rooms_jobs(app, f):
     answer = call(url, writer)
     assert answer.status_code == 200 and len(answer.get_json()["candidates"]) == 2
     assert answer.get_json()["may_choose"] is True and answer.get_json()["status"] == "choosing"
-    assert call(f"{url}/choose", writer, {"index": 9}).status_code == 422
+    assert call(f"{url}/choose", writer, {"index": 9}).status_code == 422  # the schema's
+    assert call(f"{url}/choose", writer, {"index": 3}).status_code == 404
     answer = call(f"{url}/choose", writer, {"index": 1})
     assert answer.status_code == 200 and answer.get_json()["status"] == "done"
     assert call(f"{url}/choose", writer, {"index": 0}).status_code == 409
