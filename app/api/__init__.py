@@ -111,14 +111,14 @@ def init_api(app: Flask) -> None:
 
     api.add_namespace(notifications.ns)
     api.add_namespace(rooms.ns)
-    from app.api import lore, lore_schemas  # writers' tools: memory, lore, context
-
-    api.models.update({model.name: model for model in lore_schemas.ALL})
-    api.add_namespace(lore.ns)
     from app.api import edit_schemas, edits  # edit, withdraw, undo, chapters
 
     api.models.update({model.name: model for model in edit_schemas.ALL})
     api.add_namespace(edits.ns)
+    from app.api import lore, lore_schemas  # writers' tools: memory, lore, context
+
+    api.models.update({model.name: model for model in lore_schemas.ALL})
+    api.add_namespace(lore.ns)
     csrf.exempt(bp)
     bp.before_request(refuse_bad_token)
     bp.before_request(csrf_for_session_users)

@@ -179,7 +179,6 @@ def _candidate_fields() -> dict[str, Any]:
     }
 
 
-
 def _room_fields() -> dict[str, Any]:
     """Who reads, who writes, the round's deadline, the tags (app/stories/validation.py)."""
     return {

@@ -214,9 +214,7 @@ def _candidate_fields(data: dict[str, Any], partial: bool) -> dict[str, Any]:
     """Candidates per model turn, who chooses, and how long (app/stories/candidates.py)."""
     out: dict[str, Any] = {}
     if not partial or "candidates" in data:
-        out["candidates"] = bounded_int(
-            data.get("candidates"), "candidates", 1, CANDIDATES_MAX, 1
-        )
+        out["candidates"] = bounded_int(data.get("candidates"), "candidates", 1, CANDIDATES_MAX, 1)
     if not partial or "choice_mode" in data:
         out["choice_mode"] = choice(data.get("choice_mode"), "choice_mode", CHOICE_MODES, "writer")
     if not partial or "choice_seconds" in data:

@@ -122,7 +122,6 @@ class EngineGenerator(Generator):
             raise RuntimeError(f"generation engine failed: {result.error}")
         return Generation(result.text, result.token_ids, result.stop_reason)
 
-
     def run_many(
         self,
         model_key: str,
