@@ -33,6 +33,7 @@ from app.accounts.models import User, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.live.events import publish
+from app.stories.append import fits
 from app.stories.jobs import announce_answer, answer_job, await_choice
 from app.stories.models import (
     Candidate,
@@ -186,7 +187,8 @@ def offer_candidates(job_id: int, outputs: list[tuple[str, str | None]]) -> str:
         return "skipped"
     rows = [
         Candidate(job_id=job.id, story_id=story.id, index=i, text=text,
-                  held=reason is not None, held_reason=reason)
+                  held=reason is not None,
+                  held_reason=fits(reason, Candidate.held_reason) if reason else None)
         for i, (text, reason) in enumerate(outputs)
     ]  # fmt: skip
     db.session.add_all(rows)

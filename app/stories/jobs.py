@@ -22,7 +22,7 @@ from app.accounts.models import utcnow
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.live.events import publish
-from app.stories.append import add_turn
+from app.stories.append import add_turn, fits
 from app.stories.models import (
     PENDING_STATES,
     WAITING_STATES,
@@ -154,7 +154,8 @@ def complete_job(
     held = held_reason is not None
     db.session.add(
         Candidate(job_id=job.id, story_id=job.story_id, index=0, text=text, held=held,
-                  held_reason=held_reason, turn_id=turn.id)
+                  held_reason=fits(held_reason, Candidate.held_reason) if held else None,
+                  turn_id=turn.id)
     )  # fmt: skip
     db.session.commit()
     announce_answer(job, turn)

@@ -192,6 +192,7 @@ def test_unexpected_error_is_a_json_500(app, client, factory):
     from app.extensions import db
 
     with app.app_context():
-        db.session.execute(text("DROP TABLE generation_jobs"))
+        cascade = "" if db.engine.dialect.name == "sqlite" else " CASCADE"  # candidates' keys
+        db.session.execute(text(f"DROP TABLE generation_jobs{cascade}"))
         db.session.commit()
     error_of(client.get("/api/v1/jobs/1"), 500, "internal_error")
