@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.accounts.auth import current_user_or_none, require_user
 from app.api import schemas
 from app.api.common import PER_PAGE_DEFAULT, PER_PAGE_MAX, query_int
-from app.api.contract import body, returns
+from app.api.contract import NO_NUL, body, returns
 from app.errors import Invalid, Unavailable
 from app.extensions import db
 from app.inputs import PAGE_MAX
@@ -37,11 +37,12 @@ LIST_PARAMS = {
         "description": "Case-insensitive text in the title, the opening or a visible turn",
         "type": "string",
         "maxLength": QUERY_MAX_CHARS,
+        "pattern": NO_NUL,
     },
     "language": {"type": "string", "enum": list(LANGUAGES)},
     "status": {"type": "string", "enum": list(STATUSES)},
     "mine": {"description": "1: stories the caller takes part in", "enum": ["0", "1"]},
-    "tag": {"description": "One of the owner's tags", "type": "string"},
+    "tag": {"description": "One of the owner's tags", "type": "string", "pattern": NO_NUL},
     "sort": {"description": "activity (default), newest or title", "enum": list(SORTS)},
 }
 
