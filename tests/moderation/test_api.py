@@ -310,7 +310,7 @@ def test_stats_and_swagger(app, client, factory, people):
     factory.story(people.writer)
     stats = client.get("/api/v1/admin/stats", headers=people.headers[people.mod]).get_json()
     assert stats["stats"]["stories"] == 1 and stats["stats"]["users"] == 4
-    assert set(stats["stats"]["jobs"]) == {"queued", "running", "done", "failed"}
+    assert set(stats["stats"]["jobs"]) == {"queued", "running", "choosing", "done", "failed"}
     spec = client.get("/api/v1/swagger.json").get_json()
     for path in ("/admin/queue", "/admin/turns/{turn_id}/hide", "/turns/{turn_id}/reports"):
         assert path in spec["paths"]
