@@ -314,9 +314,7 @@ def test_the_migration_indexes_existing_stories(db_url, tiny_model_dir):
         upgrade(revision="f3b8d2a61c47")
     try:
         f = Factory(application)
-        sid = f.story(f.user(), title="민준이의 등대")
-        add_turn(application, sid, "Amber light.")
-        add_turn(application, sid, "A held secret.", held=True)
+        sid = _old_story(application, f.user(), "민준이의 등대", ["Amber light.", "A held secret."])
         with application.app_context():
             upgrade()
         assert found(application, q="민준") == [sid] and found(application, q="amber") == [sid]
@@ -330,6 +328,34 @@ def test_the_migration_indexes_existing_stories(db_url, tiny_model_dir):
             with db.engine.begin() as conn:
                 conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         close_app(application)
+
+
+def _old_story(application, owner_id: int, title: str, texts: list[str]) -> int:
+    """A story and its turns (the last one held) written in SQL with the columns the tables
+    had at that revision (the ORM's models have more since)."""
+    from sqlalchemy import text
+
+    now = utcnow()
+    with application.app_context(), db.engine.begin() as conn:
+        sid = conn.execute(
+            text(
+                "INSERT INTO stories (title, language, model_key, opening, policy, preset, "
+                "max_new_tokens, status, owner_id, last_position, created_at, updated_at) "
+                "VALUES (:t, 'en', 'en', 'It was a dark night.', 'open', 'balanced', 80, "
+                "'open', :o, :n, :now, :now) RETURNING id"
+            ),
+            {"t": title, "o": owner_id, "n": len(texts), "now": now},
+        ).scalar_one()
+        for position, body in enumerate(texts, start=1):
+            conn.execute(
+                text(
+                    "INSERT INTO turns (story_id, position, kind, text, author_id, hidden, "
+                    "held, created_at) VALUES (:s, :p, 'human', :x, :o, false, :h, :now)"
+                ),
+                {"s": sid, "p": position, "x": body, "o": owner_id,
+                 "h": position == len(texts), "now": now},
+            )  # fmt: skip
+    return sid
 
 
 def test_the_index_lists_my_stories_and_pages_keep_the_search(app, client, f):
