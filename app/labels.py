@@ -103,6 +103,10 @@ def story_script_strings() -> dict[str, str]:
         "cannotRegenerate": _("Could not regenerate."),
         "modelAdded": _("The model added §%(number)s.", number="{number}"),
         "saw": _("What the model saw"),
+        "fork": _("Fork from here"),
+        "forkLabel": _("Start a new story from this paragraph"),
+        "edit": _("Edit"),
+        "withdraw": _("Withdraw"),
         **candidate_script_strings(),
     }
 

@@ -74,6 +74,29 @@ WRITE_ACCESS_CHOICES = [
 ]
 
 
+CHOICE_MODE_CHOICES = [
+    ("writer", _l("The writer of the paragraph they answer")),
+    ("vote", _l("The participants, by vote (a tie goes to the writer)")),
+]
+
+
+def candidates_field() -> RadioField:
+    """Candidates per model turn (the new-story form and the owner's settings)."""
+    return RadioField(
+        _l("Candidates per model turn"),
+        choices=[("1", "1"), ("2", "2"), ("3", "3"), ("4", "4")],
+        default="1",
+        description=_l(
+            "More than one: the model writes them side by side and one is chosen; the "
+            "others stay readable as alternates. A remote model writes one."
+        ),
+    )
+
+
+def choice_mode_field() -> RadioField:
+    return RadioField(_l("Who chooses"), choices=CHOICE_MODE_CHOICES, default="writer")
+
+
 class StoryForm(FlaskForm):
     title = StringField(_l("Title"), validators=[InputRequired()])
     language = SelectField(_l("Language of the story"), choices=LANGUAGE_CHOICES, default="en")
@@ -105,6 +128,8 @@ class StoryForm(FlaskForm):
     )
     visibility = RadioField(_l("Who reads"), choices=VISIBILITY_CHOICES, default="public")
     write_access = RadioField(_l("Who writes"), choices=WRITE_ACCESS_CHOICES, default="anyone")
+    candidates = candidates_field()
+    choice_mode = choice_mode_field()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -158,6 +183,8 @@ class StoryForm(FlaskForm):
             "filter_strictness": self.filter_strictness.data,
             "visibility": self.visibility.data,
             "write_access": self.write_access.data,
+            "candidates": self.candidates.data,
+            "choice_mode": self.choice_mode.data,
         }
 
 
@@ -187,10 +214,6 @@ class TurnForm(FlaskForm):
 SKIP_ACTION_CHOICES = [
     ("move", _l("Move them to the end of the round")),
     ("remove", _l("Remove them from the round")),
-]
-CHOICE_MODE_CHOICES = [
-    ("writer", _l("The writer of the paragraph they answer")),
-    ("vote", _l("The participants, by vote (a tie goes to the writer)")),
 ]
 
 
@@ -227,15 +250,8 @@ class StorySettingsForm(FlaskForm):
         render_kw={"rows": 4},
     )
 
-    candidates = RadioField(
-        _l("Candidates per model turn"),
-        choices=[("1", "1"), ("2", "2"), ("3", "3"), ("4", "4")],
-        description=_l(
-            "More than one: the model writes them side by side and one is chosen; the "
-            "others stay readable as alternates. A remote model writes one."
-        ),
-    )
-    choice_mode = RadioField(_l("Who chooses"), choices=CHOICE_MODE_CHOICES)
+    candidates = candidates_field()
+    choice_mode = choice_mode_field()
     choice_minutes = IntegerField(
         _l("Time to choose, in minutes"),
         validators=[Optional()],

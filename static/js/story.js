@@ -79,7 +79,11 @@
       note.lang = pageLang;
       node.append(note);
     }
-    if (me && !turn.hidden && story.dataset.reportUrl) node.append(reportTools(turn));
+    if (me && !turn.hidden && story.dataset.reportUrl) {
+      const tools = reportTools(turn);
+      if (turn.number && document.getElementById("fork-form")) tools.append(" ", forkButton(turn));
+      node.append(tools);
+    }
     if (turn.kind === "ai" && story.dataset.contextUrl) node.append(contextLink(turn));
     return node;
   }
@@ -107,6 +111,49 @@
     link.rel = "nofollow";
     tools.append(link);
     return tools;
+  }
+
+  // The "Fork from here" button of templates/stories/_turn.html (it submits #fork-form).
+  function forkButton(turn) {
+    const button = el("button", "link-button fork-button", t("fork"));
+    button.type = "submit";
+    button.setAttribute("form", "fork-form");
+    button.name = "position";
+    button.value = String(Number(turn.position));
+    button.title = t("forkLabel");
+    button.dataset.testid = "fork-turn";
+    return button;
+  }
+
+  // Edit and Withdraw for the viewer's own latest paragraph, when it arrived live.
+  function editTools(position) {
+    const tools = el("div", "turn-tools edit-tools");
+    tools.dataset.position = String(position);
+    tools.lang = pageLang;
+    const link = el("a", "edit-link", t("edit"));
+    link.href = story.dataset.editUrl.replace(/\/0\/edit$/, `/${position}/edit`);
+    link.dataset.testid = "edit-turn";
+    const form = el("form", "inline");
+    form.method = "post";
+    form.action = story.dataset.withdrawUrl.replace(/\/0\/withdraw$/, `/${position}/withdraw`);
+    const csrf = document.createElement("input");
+    csrf.type = "hidden";
+    csrf.name = "csrf_token";
+    csrf.value = (document.querySelector('input[name="csrf_token"]') || {}).value || "";
+    const button = el("button", "link-button", t("withdraw"));
+    button.type = "submit";
+    button.dataset.testid = "withdraw-turn";
+    form.append(csrf, button);
+    tools.append(link, " ", form);
+    return tools;
+  }
+
+  function showEditTools(position) {
+    for (const tools of turns.querySelectorAll(".edit-tools")) {
+      tools.hidden = Number(tools.dataset.position) !== position;
+    }
+    const node = position ? findTurn(position) : null;
+    if (node && !node.querySelector(".edit-tools") && story.dataset.editUrl) node.append(editTools(position));
   }
 
   // A paragraph left or came back: the readers' numbers of the ones after it shift.
@@ -213,9 +260,7 @@
       state.failed_job ? t("failed", { error: state.failed_job.error || t("unknownError") }) : "",
     );
     // Edit and Withdraw stay only on the paragraph the viewer may still change.
-    for (const tools of turns.querySelectorAll(".edit-tools")) {
-      tools.hidden = Number(tools.dataset.position) !== Number(state.editable_position);
-    }
+    showEditTools(Number(state.editable_position) || 0);
     if (regenForm) {
       const position = state.regenerate_position;
       regenForm.hidden = !position;

@@ -139,3 +139,44 @@ def test_regenerate_replaces_the_answer_live(quiet_server, new_page):
     )
     expect(page.locator(".turn-pending")).to_have_count(0)
     expect(page.locator("#regenerate-form")).to_be_visible()
+
+
+def test_turns_that_arrive_live_get_their_tools(quiet_server, new_page):
+    """Without a reload: does my own new paragraph get Edit and Withdraw (until the answer is
+    final), and does the model's live answer get "Fork from here" for a reader?"""
+    from app.extensions import db
+    from app.stories import reads
+    from app.stories.jobs import claim_job, complete_job
+
+    app = quiet_server.app
+    story_id, ids = seed_story(app, 1, "Live Tools")
+    writer_name, reader_name = sorted(ids)  # a wrote paragraph 0; b writes next
+    writer, reader = new_page(), new_page()
+    log_in(writer, quiet_server.url, reader_name)
+    log_in(reader, quiet_server.url, writer_name)
+    for page in (writer, reader):
+        page.goto(f"{quiet_server.url}/stories/{story_id}")
+        expect(page.locator("#story")).to_have_attribute("data-connected", "true")
+    writer.get_by_label("Your paragraph").fill("The tide came in early.")
+    writer.get_by_role("button", name="Add my paragraph").click()
+    mine = writer.locator(".turn-human", has_text="The tide came in early.")
+    expect(mine.get_by_test_id("edit-turn")).to_be_visible()
+    expect(mine.get_by_test_id("withdraw-turn")).to_be_visible()
+    theirs = reader.locator(".turn-human", has_text="The tide came in early.")
+    expect(theirs).to_have_count(1)
+    expect(theirs.get_by_test_id("edit-turn")).to_have_count(0)
+
+    with app.app_context():
+        job = reads.pending_job(reads.get_story(story_id))
+        claim_job(job.id, "test")
+        complete_job(job.id, "The gulls went quiet.")
+        db.session.remove()
+    answer = reader.locator(".turn-ai", has_text="The gulls went quiet.")
+    expect(answer.get_by_test_id("fork-turn")).to_be_visible()
+    expect(mine.get_by_test_id("edit-turn")).to_be_hidden()  # the answer is final
+    answer.get_by_test_id("fork-turn").click()
+    expect(reader.locator("#story-title")).to_contain_text("Live Tools")
+    expect(reader.locator("#turns .turn .turn-text")).to_have_text(
+        ["Paragraph 0.", "Answer 0.", "The tide came in early.", "The gulls went quiet."]
+    )
+    assert writer.dialogs == [] and reader.dialogs == []

@@ -94,6 +94,21 @@ def test_new_story_created(app, client, browser):
     assert "The keeper wrote to the sea." in page
 
 
+def test_new_story_asks_for_candidates(app, client, browser):
+    """Can a story ask for several candidates per model turn, voted on, from the start?"""
+    browser.register("alice")
+    page = client.get("/stories/new").get_data(as_text=True)
+    assert 'name="candidates"' in page and 'name="choice_mode"' in page
+    data = {**GOOD_STORY, "candidates": "3", "choice_mode": "vote"}
+    assert client.post("/stories/new", data=data).status_code == 302
+    plain = {**GOOD_STORY, "title": "Only one answer"}
+    assert client.post("/stories/new", data=plain).status_code == 302
+    with app.app_context():
+        stories = db.session.scalars(select(Story).order_by(Story.id)).all()
+        chosen = [(s.candidates, s.choice_mode) for s in stories]
+    assert chosen == [(3, "vote"), (1, "writer")]
+
+
 def test_new_story_bad_input_shows_message_and_stores_nothing(app, client, browser):
     """Do empty, oversized, out-of-range and unknown values each show a message, storing nothing?"""
     browser.register("alice")
@@ -106,6 +121,8 @@ def test_new_story_bad_input_shows_message_and_stores_nothing(app, client, brows
         ({"model": "gpt-17"}, "Not a valid choice."),
         ({"language": "fr"}, "Not a valid choice."),
         ({"policy": "anarchy"}, "Not a valid choice."),
+        ({"candidates": "9"}, "Not a valid choice."),
+        ({"choice_mode": "coin"}, "Not a valid choice."),
     ]
     for change, message in cases:
         response = client.post("/stories/new", data={**GOOD_STORY, **change})
