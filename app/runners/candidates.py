@@ -20,7 +20,7 @@ from typing import Any
 from app.generation.decoding import StopReason
 from app.live.events import publish
 from app.runners import execute
-from app.stories.jobs import requeue_job
+from app.runners.stopping import stopped
 from app.stories.models import FinishReason
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,7 @@ def generate_candidates(request: Any, n: int, should_stop: Any) -> str:
         return execute._generate_and_complete(request, should_stop)
     results = _run(generator, request, n, should_stop)
     if any(r.stop_reason == StopReason.CANCELLED for r in results):
-        requeue_job(request.job_id)  # shutting down: the next start resumes it
-        return "interrupted"
+        return stopped(request.job_id, should_stop)  # shutting down, or withdrawn
     outputs: list[tuple[str, str | None]] = []
     for result in results:
         text = clean_generation(result.text, finished=result.stop_reason.natural_end)

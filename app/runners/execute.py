@@ -24,7 +24,8 @@ from app.extensions import db
 from app.generation.decoding import StopReason
 from app.generation.remote import RemoteRefused, RemoteUnavailable, backoff_seconds
 from app.live.events import publish
-from app.stories.jobs import MAX_JOB_ATTEMPTS, claim_job, complete_job, fail_job, requeue_job
+from app.runners.stopping import JobStop, stopped
+from app.stories.jobs import MAX_JOB_ATTEMPTS, claim_job, complete_job, fail_job
 from app.stories.models import FinishReason, GenerationJob, Story, Turn
 from app.stories.reads import visible_turns
 
@@ -80,6 +81,7 @@ def run_job(
         return "skipped"
     if job is None:
         return "skipped"
+    should_stop = JobStop(job_id, should_stop)  # also true once the job is withdrawn
     try:
         candidates = job.candidates
         request = build_prompt(job)  # closes the session: nothing stays open while generating
@@ -188,9 +190,8 @@ def _generate_and_complete(request: JobPrompt, should_stop: Any) -> str:
             lambda: attempts.run(generator, should_stop),
             on_failure=attempts.abandon,
         )
-        if result.stop_reason == StopReason.CANCELLED:
-            requeue_job(request.job_id)  # shutting down: the next start resumes it
-            return "interrupted"
+        if result.stop_reason == StopReason.CANCELLED:  # shutting down, or withdrawn
+            return stopped(request.job_id, should_stop)
         text = clean_generation(result.text, finished=result.stop_reason.natural_end)
         text = cut_before_banned(text, request.params.bad_words)  # other tokenizations
         hit = request.checker(text) if text and request.checker else None

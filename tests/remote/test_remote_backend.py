@@ -248,3 +248,41 @@ def test_regenerating_a_remote_turn_asks_the_server_again(remote_app, llama_serv
     turns = ai_turns(application, story_id)
     assert len(turns) == 2 and turns[0].hidden and not turns[1].hidden
     assert turns[1].text.strip()
+
+
+def test_hiding_the_paragraph_cancels_its_in_flight_request(
+    remote_app, own_llama_server: LlamaServer
+):
+    """A moderator hides the paragraph while its answer streams: is the request closed
+    (readers get no more of it, no slot stays taken), the job withdrawn, no turn written?
+
+    The server is frozen (SIGSTOP) while the hide lands, so the answer cannot finish
+    before the runner notices; thawed, it would stream ~200 more tokens if the relay
+    kept reading."""
+    from app.accounts.models import User
+    from app.stories.relay import set_hidden
+
+    spec = own_llama_server.spec("remote-hidden", read_timeout=30.0)
+    application = remote_app(spec)
+    factory = Factory(application)
+    writer, moderator = factory.user(), factory.user(role="moderator")
+    story_id = factory.story(writer, model="remote-hidden", max_new_tokens=200)
+    subscription = application.extensions["relay.events"].subscribe(story_id)
+    turn_id, job_id = append(application, story_id, writer, "The keeper wrote to the sea.")
+    wait_for(lambda: _first_delta(subscription), 60)
+    os.kill(own_llama_server.process.pid, signal.SIGSTOP)
+    try:
+        with application.app_context():
+            set_hidden(turn_id, db.session.get(User, moderator), True, "off topic")
+        drain(subscription)  # what streamed before the hide, and generation_failed
+        threading.Event().wait(1.0)  # past the runner's next look at the job
+    finally:
+        os.kill(own_llama_server.process.pid, signal.SIGCONT)
+    client = client_for(application.config["RELAY_REMOTE_MODELS"]["remote-hidden"])
+    wait_for(lambda: client.in_flight == 0, 30)
+    later = [e for e in drain(subscription) if e["type"] == "generation_delta"]
+    assert len(later) <= 2  # at most what was already in flight when the stream resumed
+    with application.app_context():
+        job = db.session.get(GenerationJob, job_id)
+        assert (job.status, job.finish_reason) == ("failed", "withdrawn")
+    assert not ai_turns(application, story_id)
