@@ -433,6 +433,7 @@ def bench_candidates(args: Any) -> dict[str, Any]:
                 report[name] = None
                 continue
             model, tokenizer, _ = loaded
+            print(f"{name}:", flush=True)
             report[name] = _candidate_figures(model, tokenizer, n, args)
     return report
 
