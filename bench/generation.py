@@ -53,12 +53,17 @@ from app.generation.engine.batch import Engine, Request  # noqa: E402
 from app.generation.engine.quant import KV_CACHES  # noqa: E402
 from app.generation.sampling import SamplingParams  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_peer  # noqa: E402
+from llama_peer import LLAMA_OUTTYPES  # noqa: E402
+
 CONTENDERS = (
     "naive", "hf_batched", "ct2_fp32", "ct2_int8", "engine_fp32", "engine_bf16", "engine_int8",
+    "llama_q8_0", "llama_f16",
 )  # fmt: skip
 GROUPS = (  # each group is measured in a process of its own
     ("naive", "hf_batched"), ("ct2_fp32", "ct2_int8"), ("engine_fp32",), ("engine_bf16",),
-    ("engine_int8",),
+    ("engine_int8",), ("llama_q8_0",), ("llama_f16",),
 )  # fmt: skip
 
 
@@ -284,6 +289,9 @@ def contenders(
     for precision in ("fp32", "bf16", "int8"):
         if f"engine_{precision}" in names:
             table[f"engine_{precision}"] = _engine_runner(model, tokenizer, precision, args)
+    for name in LLAMA_OUTTYPES:
+        if name in names:
+            table[name] = llama_peer.server_runner(name, path, tokenizer, args, workdir)
     return {k: table.get(k) for k in names}
 
 
@@ -292,9 +300,10 @@ def _engine_runner(model: Any, tokenizer: Any, precision: str, args: Any) -> Any
 
     def run(prompts: list[list[int]], params: SamplingParams) -> Run:
         if "engine" not in state:
-            state["engine"] = Engine(
-                model, tokenizer, precision, max_batch=max(args.writers), kv_cache=args.kv_cache
-            )
+            state["engine"] = Engine(  # no prefix cache: a repeat prefills again, as its peers do
+                model, tokenizer, precision, max_batch=max(args.writers), kv_cache=args.kv_cache,
+                prefix_entries=0,
+            )  # fmt: skip
         return run_engine(state["engine"], prompts, params)
 
     run.close = lambda: state.pop("engine").close() if state else None  # type: ignore[attr-defined]
@@ -417,82 +426,6 @@ def _f(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
-# --- candidates: N continuations of one prompt ---------------------------------------
-
-
-def bench_candidates(args: Any) -> dict[str, Any]:
-    """One answer vs N candidates in one batched pass (one prefill copied to N rows) vs N
-    rows each prefilled (no sharing) vs N separate jobs one after another, on the engine
-    (prefix cache off, so no run reuses an earlier one's prompt). Median of --repeats."""
-    n = args.candidates
-    report: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
-        for name in args.models.split(","):
-            loaded = load_model(name, Path(tmp))
-            if loaded is None:
-                report[name] = None
-                continue
-            model, tokenizer, _ = loaded
-            print(f"{name}:", flush=True)
-            report[name] = _candidate_figures(model, tokenizer, n, args)
-    return report
-
-
-def _candidate_figures(model: Any, tokenizer: Any, n: int, args: Any) -> dict[str, float]:
-    params = SamplingParams(
-        temperature=0.8, top_p=0.9, top_k=50, repetition_penalty=1.15,
-        no_repeat_ngram_size=0, max_new_tokens=args.new_tokens,
-    )  # fmt: skip
-    prompt = make_prompts(model, tokenizer, 1, args.prompt_tokens, args.new_tokens)[0]
-    engine = Engine(model, tokenizer, args.precision, max_batch=max(4, n), prefix_entries=0)
-    rows = [Request(prompt, params, seed=i, stop_on_eos=False) for i in range(n)]
-
-    def one() -> None:
-        engine.generate(rows[0])
-
-    def together(share: bool) -> None:
-        engine.share_prefill = share
-        for handle in engine.submit_many(rows):
-            handle.wait()
-        engine.share_prefill = True
-
-    def separate() -> None:
-        for row in rows:
-            engine.generate(row)
-
-    one()  # warm-up
-    seconds = _interleaved(
-        {
-            "one_answer_s": one,
-            f"{n}_candidates_one_pass_s": lambda: together(True),
-            f"{n}_rows_unshared_prefill_s": lambda: together(False),
-            f"{n}_separate_jobs_s": separate,
-        },
-        args.repeats,
-    )
-    engine.close()
-    base = seconds["one_answer_s"]
-    figures = {key: round(value, 3) for key, value in seconds.items()}
-    figures.update({key[:-2] + "_x": round(v / base, 2) for key, v in seconds.items()})
-    print(f"  prompt {len(prompt)} tokens, {args.new_tokens} new, {args.precision}, "
-          f"{args.threads} threads", flush=True)  # fmt: skip
-    for key, value in seconds.items():
-        print(f"  {key:32s} {value:7.3f} s  {value / base:5.2f}x one answer", flush=True)
-    return figures
-
-
-def _interleaved(works: dict[str, Any], repeats: int) -> dict[str, float]:
-    """Median seconds of each work, the works taking turns within every repeat (so a busy
-    machine slows them all alike)."""
-    times: dict[str, list[float]] = {key: [] for key in works}
-    for _ in range(max(1, repeats)):
-        for key, work in works.items():
-            start = time.perf_counter()
-            work()
-            times[key].append(time.perf_counter() - start)
-    return {key: sorted(values)[len(values) // 2] for key, values in times.items()}
-
-
 def parse_args(argv: list[str] | None = None) -> Any:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="one run per cell; about 5 minutes")
@@ -504,7 +437,7 @@ def parse_args(argv: list[str] | None = None) -> Any:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--kv-cache", default="auto", choices=KV_CACHES,
                    help="the engine's KV cache dtype (RELAY_KV_CACHE)")  # fmt: skip
-    p.add_argument("--only", default="naive,hf_batched,ct2,engine",
+    p.add_argument("--only", default="naive,hf_batched,ct2,engine,llama",
                    help="substrings of the contenders to run (e.g. engine_int8,ct2)")  # fmt: skip
     p.add_argument(
         "--candidates",
@@ -525,6 +458,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     if args.candidates:
+        from candidates_cost import bench_candidates
+
         report = bench_candidates(args)
         print(f"\n{time.perf_counter() - started:.0f} s")
         print(json.dumps({"candidates": args.candidates, **report}))
@@ -534,8 +469,13 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.models.split(","):
             results = bench_model(name, args, Path(tmp))
             report[name] = None if results is None else figures(results)
+            if results is not None and any("llama" in o for o in args.only):
+                loaded = load_model(name, Path(tmp))  # the GGUF files are there already
+                report[f"{name} llama_batched"] = llama_peer.upper_bound(loaded, args, Path(tmp))
     for name, fig in report.items():
-        print_table(name, fig)
+        if not name.endswith("llama_batched"):
+            print_table(name, fig)
+            llama_peer.print_peers(fig, report.get(f"{name} llama_batched"), args)
     print(f"\n{time.perf_counter() - started:.0f} s, "
           f"{args.threads} threads, quick={args.quick}, kv_cache={args.kv_cache}")  # fmt: skip
     print(json.dumps(report))

@@ -14,14 +14,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.scaled.stack import free_port
+from tests.scaled.stack import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY_ENV = "RELAY_TEST_LLAMA_KEY"
@@ -103,17 +101,11 @@ class LlamaServer:
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama-server exited: {self.process.stderr.read()[-3000:]!r}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("llama-server did not become healthy in 60 s")
+        try:
+            wait_healthy(self.process, f"{self.url}/health", 60)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {self.process.stderr.read()[-3000:]!r}") from None
+        return self
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

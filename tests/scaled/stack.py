@@ -45,6 +45,23 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def wait_healthy(process: Any, url: str, timeout: float) -> None:
+    """Until GET `url` answers 200: raises once `process` (a Popen) exits or time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited ({process.returncode})")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 in {timeout:.0f} s")
+
+
 def build_word_model(tiny_dir: Path, out: Path) -> Path:
     """The tiny GPT-2 rewired so that every token it writes is a whole English word
     (never end-of-text): every job answers, with exactly max_new_tokens words.
