@@ -23,6 +23,7 @@ BPE of the same size, which the converter takes as GPT-2's.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -127,24 +128,28 @@ class Server:
 
 def complete(url: str, prompt: list[int], params: Any, seed: int) -> dict[str, float]:
     """One streamed /completion: latency, time to first token, tokens generated."""
+    window = len(prompt) + params.max_new_tokens  # the penalty sees the whole context
     body = {
         "prompt": prompt, "n_predict": params.max_new_tokens, "stream": True,
         "ignore_eos": True, "cache_prompt": False, "seed": seed,
         "temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k,
-        "min_p": 0.0, "repeat_penalty": params.repetition_penalty, "repeat_last_n": -1,
+        "min_p": 0.0, "repeat_penalty": params.repetition_penalty, "repeat_last_n": window,
     }  # fmt: skip
     start = time.perf_counter()
     first, tokens = None, 0
     with httpx.stream("POST", f"{url}/completion", json=body, timeout=600) as response:
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise RuntimeError(f"llama-server answered {response.status_code}: {response.read()!r}")
         for line in response.iter_lines():
             if not line.startswith("data:"):
                 continue
-            event = json.loads(line[5:])
-            if first is None and event.get("content") is not None:
+            # Read by pattern, not parsed: the random model's stand-in vocabulary writes
+            # byte pieces that are not UTF-8, which the server escapes as lone \u codes.
+            if first is None:
                 first = time.perf_counter() - start
-            if event.get("stop"):
-                tokens = int(event.get("tokens_predicted", 0))
+            if '"stop":true' in line:
+                found = re.search(r'"tokens_predicted":(\d+)', line)
+                tokens = int(found.group(1)) if found else 0
     latency = time.perf_counter() - start
     return {"latency": latency, "ttft": first or latency, "tokens": tokens}
 
@@ -163,9 +168,13 @@ def server_runner(name: str, path: Path, tokenizer: Any, args: Any, workdir: Pat
 
     def run(prompts: list[list[int]], params: Any) -> Any:
         results: list[dict[str, float]] = [{}] * len(prompts)
+        errors: list[BaseException] = []
 
         def one(i: int) -> None:
-            results[i] = complete(server.url, prompts[i], params, seed=i)
+            try:
+                results[i] = complete(server.url, prompts[i], params, seed=i)
+            except Exception as exc:  # raised on the caller's thread below
+                errors.append(exc)
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
         start = time.perf_counter()
@@ -174,6 +183,8 @@ def server_runner(name: str, path: Path, tokenizer: Any, args: Any, workdir: Pat
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - start
+        if errors:
+            raise errors[0]
         tokens = sum(int(r["tokens"]) for r in results)
         return summarise(
             tokens, wall, [r["latency"] for r in results], [r["ttft"] for r in results]
