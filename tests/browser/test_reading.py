@@ -149,7 +149,7 @@ def test_turns_that_arrive_live_get_their_tools(quiet_server, new_page):
     from app.stories.jobs import claim_job, complete_job
 
     app = quiet_server.app
-    story_id, ids = seed_story(app, 1, "Live Tools")
+    story_id, ids = seed_story(app, 1, "Tidewater Tools")
     writer_name, reader_name = sorted(ids)  # a wrote paragraph 0; b writes next
     writer, reader = new_page(), new_page()
     log_in(writer, quiet_server.url, reader_name)
@@ -175,7 +175,7 @@ def test_turns_that_arrive_live_get_their_tools(quiet_server, new_page):
     expect(answer.get_by_test_id("fork-turn")).to_be_visible()
     expect(mine.get_by_test_id("edit-turn")).to_be_hidden()  # the answer is final
     answer.get_by_test_id("fork-turn").click()
-    expect(reader.locator("#story-title")).to_contain_text("Live Tools")
+    expect(reader.locator("#story-title")).to_contain_text("Tidewater Tools")
     expect(reader.locator("#turns .turn .turn-text")).to_have_text(
         ["Paragraph 0.", "Answer 0.", "The tide came in early.", "The gulls went quiet."]
     )
