@@ -255,8 +255,8 @@ def test_backlog_drains_after_every_worker_is_killed(cluster: Cluster) -> None:
     assert statuses["queued"] + statuses["running"] >= 3, statuses  # a backlog was left
     started = time.monotonic()
     cluster.workers = [cluster.stack.start_worker("w3", beat=True)]
-    for job_id, turn_id in jobs:
-        row = wait_job(cluster.app, job_id, timeout=180)
+    for job_id, turn_id in jobs:  # 300 s: it drained in 51 s alone, but once ran past 180 s
+        row = wait_job(cluster.app, job_id, timeout=300)  # under the whole suite's load
         assert row["status"] == "done", row
         assert len(ai_turns(cluster.app, turn_id)) == 1
     print(
