@@ -1,4 +1,4 @@
-"""Generation benchmark (issue 6): naive HF, batched HF, CTranslate2 and our batched engine.
+"""Generation benchmark (issues 6, 15): naive HF, batched HF, CTranslate2, llama.cpp, our engine.
 
 Simulates N concurrent writers (N = 1, 4, 16) who all ask for a continuation at
 the same moment: prompts of ~300 tokens, 80 new tokens each, sampled (top-p
@@ -11,7 +11,10 @@ and p95 turn latency and time to first token (TTFT) of:
   hf_batched   HF `generate` on all N prompts as one batch, fp32
   ct2_fp32/int8  CTranslate2 Generator.generate_batch on the converted model
                (null when ctranslate2 is not installed)
-  engine_fp32/bf16/int8  app.generation.engine (continuous batching)
+  engine_fp32/bf16/int8  app.generation.engine (continuous batching, prefix cache off)
+  llama_q8_0/f16  llama.cpp's llama-server over HTTP, one slot per writer, and
+               llama-batched-bench as its upper bound (bench/llama_peer.py; null when
+               llama.cpp cannot be built)
 
 Models: "gpt2-small" (GPT2Config defaults, 124M parameters, random weights,
 a 50257-word stand-in tokenizer) and "default-en" (models/default-en, null
@@ -470,8 +473,7 @@ def main(argv: list[str] | None = None) -> None:
             results = bench_model(name, args, Path(tmp))
             report[name] = None if results is None else figures(results)
             if results is not None and any("llama" in o for o in args.only):
-                loaded = load_model(name, Path(tmp))  # the GGUF files are there already
-                report[f"{name} llama_batched"] = llama_peer.upper_bound(loaded, args, Path(tmp))
+                report[f"{name} llama_batched"] = llama_peer.batched_bench(name, args, Path(tmp))
     for name, fig in report.items():
         if not name.endswith("llama_batched"):
             print_table(name, fig)

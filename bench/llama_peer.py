@@ -194,16 +194,19 @@ def server_runner(name: str, path: Path, tokenizer: Any, args: Any, workdir: Pat
     return run
 
 
-def batched_bench(path: Path, tokenizer: Any, args: Any, workdir: Path) -> dict[str, Any] | None:
-    """llama-batched-bench at every writer count, per GGUF type: {type: {N: figures}}."""
+def batched_bench(name: str, args: Any, workdir: Path) -> dict[str, Any] | None:
+    """llama-batched-bench at every writer count, per GGUF type: {type: {N: figures}}, on
+    the files the serving peer converted for model `name` (None when there are none)."""
     cache = llama_cache()
-    if cache is None:
+    if cache is None or not list(workdir.glob(f"{Path(name).name}-*.gguf")):
         return None
     out: dict[str, Any] = {}
     writers = ",".join(str(n) for n in args.writers)
     context = (args.prompt_tokens + args.new_tokens + 16) * max(args.writers)
     for outtype in LLAMA_OUTTYPES.values():
-        gguf = gguf_for(path, tokenizer, outtype, cache, workdir)
+        gguf = workdir / f"{Path(name).name}-{outtype}.gguf"
+        if not gguf.exists():
+            continue
         command = [
             str(cache / "bin" / "llama-batched-bench"), "-m", str(gguf), "-c", str(context),
             "-b", "2048", "-ub", "512", "-npp", str(args.prompt_tokens),
@@ -225,11 +228,6 @@ def batched_bench(path: Path, tokenizer: Any, args: Any, workdir: Path) -> dict[
                   f"tok/s  decode {cell['decode_tok_s']:7.1f} tok/s  whole turns "
                   f"{cell['whole_tok_s']:7.1f} tok/s", flush=True)  # fmt: skip
     return out
-
-
-def upper_bound(loaded: Any, args: Any, workdir: Path) -> dict[str, Any] | None:
-    """llama-batched-bench on a loaded (model, tokenizer, path), or None without one."""
-    return None if loaded is None else batched_bench(loaded[2], loaded[1], args, workdir)
 
 
 def decode_rate(fig: dict[str, Any], contender: str, new_tokens: int) -> float | None:
