@@ -9,9 +9,11 @@ end-of-text, so every turn survives the cleanup.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -106,6 +108,15 @@ class LlamaServer:
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}: {self.process.stderr.read()[-3000:]!r}") from None
         return self
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stopped (SIGSTOP) for the block, then let go on (SIGCONT)."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

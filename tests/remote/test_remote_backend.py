@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,11 +171,8 @@ def test_a_server_that_stalls_mid_stream_times_out_and_is_retried(
     subscription = application.extensions["relay.events"].subscribe(story_id)
     _, job_id = append(application, story_id, writer, "The keeper wrote to the sea.")
     wait_for(lambda: _first_delta(subscription), 60)
-    os.kill(own_llama_server.process.pid, signal.SIGSTOP)
-    try:
+    with own_llama_server.frozen():
         reset = wait_for(lambda: _next_of(subscription, "generation_reset"), 30)
-    finally:
-        os.kill(own_llama_server.process.pid, signal.SIGCONT)
     assert reset["job_id"] == job_id and reset["attempt"] == 1
     assert wait_job(application, job_id) == "done"
     assert len(ai_turns(application, story_id)) == 1
@@ -270,14 +265,11 @@ def test_hiding_the_paragraph_cancels_its_in_flight_request(
     subscription = application.extensions["relay.events"].subscribe(story_id)
     turn_id, job_id = append(application, story_id, writer, "The keeper wrote to the sea.")
     wait_for(lambda: _first_delta(subscription), 60)
-    os.kill(own_llama_server.process.pid, signal.SIGSTOP)
-    try:
+    with own_llama_server.frozen():
         with application.app_context():
             set_hidden(turn_id, db.session.get(User, moderator), True, "off topic")
         drain(subscription)  # what streamed before the hide, and generation_failed
         threading.Event().wait(1.0)  # past the runner's next look at the job
-    finally:
-        os.kill(own_llama_server.process.pid, signal.SIGCONT)
     client = client_for(application.config["RELAY_REMOTE_MODELS"]["remote-hidden"])
     wait_for(lambda: client.in_flight == 0, 30)
     later = [e for e in drain(subscription) if e["type"] == "generation_delta"]
