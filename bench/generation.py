@@ -353,20 +353,30 @@ def measure_group(
               f"prompt {len(prompts[0])} tokens, {args.new_tokens} new", flush=True)  # fmt: skip
     results: dict[str, dict[str, dict[str, float] | None]] = {str(n): {} for n in args.writers}
     for cname, runner in contenders(model, tokenizer, path, args, workdir, names).items():
-        if runner is not None:
-            runner(
-                make_prompts(model, tokenizer, 1, 32, 4, seed=99), SamplingParams(max_new_tokens=4)
-            )  # warm-up
-        for n in args.writers:
-            skip = cname == "engine_bf16" and args.quick and n > 1 and not native_bf16()
-            run = None if runner is None or skip else _repeat(runner, prompts[:n], params, args)
-            results[str(n)][cname] = None if run is None else asdict(run)
-            if run is not None:
-                print(f"  {cname:12s} N={n:2d}  {run.tok_s:7.1f} tok/s  p50 {run.p50_s:6.2f}s  "
-                      f"p95 {run.p95_s:6.2f}s  ttft {run.ttft_s:6.2f}s", flush=True)  # fmt: skip
-        if runner is not None and hasattr(runner, "close"):
-            runner.close()
+        try:  # a failed run still stops its engine or server (llama-server is a process)
+            _measure(cname, runner, model, tokenizer, prompts, params, args, results)
+        finally:
+            if runner is not None and hasattr(runner, "close"):
+                runner.close()
     return results
+
+
+def _measure(
+    cname: str, runner: Any, model: Any, tokenizer: Any, prompts: list[list[int]],
+    params: SamplingParams, args: Any, results: dict[str, dict[str, Any]],
+) -> None:  # fmt: skip
+    """One contender at every writer count, into results[N][cname] (None when missing)."""
+    if runner is not None:
+        runner(
+            make_prompts(model, tokenizer, 1, 32, 4, seed=99), SamplingParams(max_new_tokens=4)
+        )  # warm-up
+    for n in args.writers:
+        skip = cname == "engine_bf16" and args.quick and n > 1 and not native_bf16()
+        run = None if runner is None or skip else _repeat(runner, prompts[:n], params, args)
+        results[str(n)][cname] = None if run is None else asdict(run)
+        if run is not None:
+            print(f"  {cname:12s} N={n:2d}  {run.tok_s:7.1f} tok/s  p50 {run.p50_s:6.2f}s  "
+                  f"p95 {run.p95_s:6.2f}s  ttft {run.ttft_s:6.2f}s", flush=True)  # fmt: skip
 
 
 def _repeat(runner: Any, prompts: list[list[int]], params: SamplingParams, args: Any) -> Run:
