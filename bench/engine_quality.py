@@ -8,6 +8,11 @@ validation tail of the workshop's corpus split (app.workshop.data.load_corpus:
 the last 10% of every file, never trained on), in back-to-back windows of
 the model's context (at most 256 tokens).
 
+`--decode` scores the same windows token by token through prefill of one token and then
+decode steps at one row, the path a writer's turn runs: fp32 against int8, which on a host
+where the engine's kernels run (kernels.py) is their fused one-call-per-layer step, and
+int8 with RELAY_INT8_KERNEL=0 (torch's fbgemm linears, SDPA).
+
 Usage: .venv/bin/python bench/engine_quality.py [--model models/default-en] [--lang en]
 Prints a table and, on its last line, a JSON object.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -43,12 +49,44 @@ def held_out_ids(tokenizer: object, lang: str, max_tokens: int) -> list[int]:
     return ids[:max_tokens]
 
 
+def decode_perplexity(engine: GPT2Engine, ids: list[int], window: int) -> float:
+    """exp(mean next-token loss) over back-to-back windows, each scored by one-row decode
+    steps after a one-token prefill."""
+    total, count = 0.0, 0
+    cache = engine.new_cache(1, window)
+    for start in range(0, len(ids) - 1, window):
+        chunk = ids[start : start + window]
+        logits = engine.prefill(torch.tensor(chunk[:1]), cache, 0)
+        for pos in range(1, len(chunk)):
+            total -= float(torch.log_softmax(logits, -1)[chunk[pos]])
+            count += 1
+            if pos + 1 < len(chunk):
+                step = engine.decode(torch.tensor([chunk[pos]]), torch.tensor([pos]), cache)
+                logits = step[0]
+    return math.exp(total / max(1, count))
+
+
+def _decode_paths(fp32: GPT2Engine) -> dict[str, GPT2Engine]:
+    import os
+
+    from app.generation.engine import kernels
+
+    paths = {"fp32_decode": fp32, "int8_decode": convert(fp32, "int8", kv_cache="fp32")}
+    os.environ["RELAY_INT8_KERNEL"] = "0"
+    kernels.library.cache_clear()
+    paths["int8_torch_decode"] = convert(fp32, "int8", kv_cache="fp32")
+    del os.environ["RELAY_INT8_KERNEL"]
+    kernels.library.cache_clear()
+    return paths
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=str(ROOT / "models" / "default-en"))
     p.add_argument("--lang", default="en")
     p.add_argument("--max-tokens", type=int, default=6000)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--decode", action="store_true", help="score through one-row decode steps")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -58,19 +96,26 @@ def main() -> None:
     ids = held_out_ids(tokenizer, args.lang, args.max_tokens)
     fp32 = GPT2Engine(model)
     window = min(256, fp32.n_positions)
-    paths = {
-        "fp32": fp32,
-        "bf16": convert(fp32, "bf16"),
-        "int8": convert(fp32, "int8", kv_cache="fp32"),
-        "int8_bf16_kv": convert(fp32, "int8", kv_cache="bf16"),
-        "int8_fp32_head": quantize_int8(fp32, quantize_head=False),
-    }
+    paths = (
+        _decode_paths(fp32)
+        if args.decode
+        else {
+            "fp32": fp32,
+            "bf16": convert(fp32, "bf16"),
+            "int8": convert(fp32, "int8", kv_cache="fp32"),
+            "int8_bf16_kv": convert(fp32, "int8", kv_cache="bf16"),
+            "int8_fp32_head": quantize_int8(fp32, quantize_head=False),
+        }
+    )
     report: dict[str, object] = {"model": args.model, "held_out_tokens": len(ids)}
     reference = None
     print(f"{args.model}: {len(ids)} held-out tokens, window {window}")
     for name, net in paths.items():
         started = time.perf_counter()
-        ppl = perplexity(net, ids, window=window, stride=window)
+        if args.decode:
+            ppl = decode_perplexity(net, ids, window)
+        else:
+            ppl = perplexity(net, ids, window=window, stride=window)
         reference = reference or ppl
         change = ppl / reference - 1
         report[name] = {

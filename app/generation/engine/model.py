@@ -14,11 +14,14 @@ L layers, S slots.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from app.generation.engine.kernels import MAX_ROWS
 
 _ACTIVATIONS = {
     "gelu_new": "tanh",
@@ -67,6 +70,9 @@ class GPT2Engine(nn.Module):
         self.lm_head = nn.Linear(self.n_embd, self.vocab_size, bias=False)
         self.lm_head.weight = nn.Parameter(head.weight.detach().clone(), requires_grad=False)
         self.kv_dtype: torch.dtype | None = None  # None: the weights' dtype (see quant.py)
+        # decode's attention over an fp32 cache: kernels.decode_attention on the int8 path
+        self.attention: Callable[..., torch.Tensor] | None = None
+        self.fused: Any = None  # kernels.FusedDecode: whole blocks per call at few rows
         self.eval()
 
     @property
@@ -158,14 +164,31 @@ class GPT2Engine(nn.Module):
         flat = ((j[None, :, None] * S + rows[:, None, None]) * H + heads[None, None, :]) * T_max
         flat = (flat + positions[:, None, None]).flatten()  # (B * 2 * H,)
         kv_dtype = cache.kv.dtype
+        if self.fused is not None and B <= MAX_ROWS and kv_dtype == torch.float32:
+            x = self.fused.run(x[:, 0].contiguous(), cache.kv, positions).unsqueeze(1)
+            return self._head(x, rows, positions, hidden)
+        own = self.attention if kv_dtype == torch.float32 and cache.kv.is_cpu else None
+        lengths = positions + 1
         for layer, block in enumerate(self.blocks):
             qkv = block.qkv(block.ln_1(x)).to(kv_dtype).view(B, 3, H, D)
             cache.kv[layer].view(-1, D).index_copy_(0, flat, qkv[:, 1:].reshape(B * 2 * H, D))
-            keys = cache.kv[layer, 0, :B, :, :t_max]  # (B, H, T, D) view
-            values = cache.kv[layer, 1, :B, :, :t_max]
             q = qkv[:, 0].unsqueeze(2)  # (B, H, 1, D)
-            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, H, 1, D)
+            if own is not None:  # each row over its own length: no mask
+                y = own(q, cache.kv[layer], lengths)
+            else:
+                keys = cache.kv[layer, 0, :B, :, :t_max]  # (B, H, T, D) view
+                values = cache.kv[layer, 1, :B, :, :t_max]
+                y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, H, 1, D)
             x = self._finish_block(block, x, y.to(x.dtype))
+        return self._head(x, rows, positions, hidden)
+
+    def _head(
+        self,
+        x: torch.Tensor,
+        rows: torch.Tensor,
+        positions: torch.Tensor,
+        hidden: torch.Tensor | None,
+    ) -> torch.Tensor:
         last = self.ln_f(x[:, 0])  # (B, C)
         if hidden is not None:
             hidden[rows, positions] = F.normalize(last.float(), dim=-1)

@@ -10,6 +10,10 @@
   channel, activations quantised per call. The LM head is quantised too unless
   `quantize_head=False`; it is a third of GPT-2 small's weights.
 
+Where the engine's own kernels run (kernels.py: AVX512-VNNI and a C compiler), int8 decode
+steps use them for the linears at one or two rows and for attention over an fp32 cache,
+which "auto" then keeps.
+
 The KV cache (`kv_cache`): "auto" keeps it in the weights' dtype, except for int8
 on a CPU with native bf16 (AVX512-BF16 or AMX), where it times one decode step's
 attention (16 writers) with fp32 and with bf16 keys and values and keeps the
@@ -33,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from app.generation.engine.kernels import FusedDecode, decode_attention, use_int8_kernel
 from app.generation.engine.model import GPT2Engine
 from app.workshop.model import cpu_has_native_bf16
 
@@ -49,6 +54,8 @@ def convert(
     converted = _convert_weights(engine, precision, quantize_head)
     head_dim = engine.n_embd // engine.n_head
     kv_dtype = kv_cache_dtype(precision, converted.device, kv_cache, (engine.n_head, head_dim))
+    if kv_cache == "auto" and converted.attention is not None:
+        kv_dtype = torch.float32  # the engine's attention kernel reads fp32 caches
     if converted is engine and kv_dtype != engine.kv_dtype:
         converted = copy.copy(engine)  # shares the weights; the caller's engine is unchanged
     converted.kv_dtype = kv_dtype
@@ -137,6 +144,10 @@ def quantize_int8(engine: GPT2Engine, quantize_head: bool = True) -> GPT2Engine:
     _quantize_linears(quantized)
     if not quantize_head:
         quantized.lm_head = head
+    if use_int8_kernel(quantized):  # decode steps on the engine's own kernels where they run
+        quantized.attention = decode_attention
+        tanh = quantized.approximate == "tanh"
+        quantized.fused = FusedDecode(quantized.blocks, quantized.n_head, tanh)
     return quantized
 
 

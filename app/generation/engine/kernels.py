@@ -1,0 +1,237 @@
+"""The engine's own int8 kernel for decode steps (kernels.c), built with the C compiler
+on first use and loaded with ctypes.
+
+Why not torch's int8 paths at one writer: a decode step multiplies one row (or a few) by
+every weight matrix, so it is bound by how fast the weights stream from memory. On this
+2-core AMD EPYC (AVX512-VNNI), one core reads ~25-30 GB/s; torch's dynamic int8 linear
+(fbgemm, x86 or onednn packing) reached ~14 GB/s on GPT-2 small's matrices at one row,
+`_weight_int8pack_mm` and `_int_mm` were slower still, and the kernel here ~24 GB/s
+(bench/int8_kernel.py). At more rows the weights are reused and fbgemm's GEMM wins, so
+`Int8Linear` sends only steps of at most `MAX_ROWS` rows here.
+
+Nothing depends on it: without gcc/cc, without AVX512-VNNI, or with RELAY_INT8_KERNEL=0
+every linear stays on torch's fbgemm path (the same int8 weights; only the activations'
+quantisation differs: per row and symmetric here, per tensor and asymmetric there).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("kernels.c")
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
+_LINEAR = "relay_int8_linear"
+_ATTENTION = "relay_decode_attention"
+_LAYER = "relay_decode_layer"
+MAX_ROWS = 2  # at 4 rows fbgemm was faster (bench/int8_kernel.py)
+_P, _I = ctypes.c_void_p, ctypes.c_int
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this CPU has AVX512-VNNI (Linux: /proc/cpuinfo's flags)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_vnni" in flags and " avx512bw" in flags
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("RELAY_KERNEL_DIR") or Path.home() / ".cache" / "relay-novel"
+    return Path(root) / "kernels"
+
+
+@cache
+def library() -> ctypes.CDLL | None:
+    """kernels.c compiled once per source and flags (cached on disk, so later processes
+    load it in milliseconds), its functions' signatures set; None where it cannot run here."""
+    if os.environ.get("RELAY_INT8_KERNEL", "1") == "0" or not sys.platform.startswith("linux"):
+        return None
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None or not cpu_has_vnni():
+        return None
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(source + " ".join((compiler, *FLAGS)).encode()).hexdigest()[:16]
+    path = _cache_dir() / f"kernels-{key}.so"
+    try:
+        if not path.exists():
+            _compile(compiler, path)
+        lib = ctypes.CDLL(str(path))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log.warning("engine kernels unavailable, using torch's int8 linear and attention: %s", exc)
+        return None
+    getattr(lib, _LINEAR).argtypes = [_I, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _I]
+    getattr(lib, _ATTENTION).argtypes = [_I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _I]
+    getattr(lib, _LAYER).argtypes = [_P, _I, _I, _I, _P, _P, _P, _P, _P, _I]
+    for name in (_LINEAR, _ATTENTION, _LAYER):
+        getattr(lib, name).restype = None
+    return lib
+
+
+def _compile(compiler: str, library: Path) -> None:
+    """Build into a temporary file, then rename: processes starting at once never load a
+    half-written library."""
+    library.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=library.parent)
+    os.close(fd)
+    try:
+        cmd = [compiler, *FLAGS, "-o", tmp, str(SOURCE), "-lm"]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        os.replace(tmp, library)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class Int8Linear(nn.Module):
+    """A dynamically quantised linear whose few-row calls (decode steps) run the engine's
+    kernel on the same int8 weights; longer inputs (prefill) keep torch's fbgemm path."""
+
+    def __init__(self, quantized: nn.Module, kernel: ctypes._CFuncPtr) -> None:
+        """`kernel`: the library's relay_int8_linear."""
+        super().__init__()
+        self.quantized = quantized
+        self.kernel = kernel
+        weight, bias = quantized._packed_params._weight_bias()
+        self.in_features, self.out_features = quantized.in_features, quantized.out_features
+        self.register_buffer("weight", weight.int_repr().contiguous(), persistent=False)
+        self.register_buffer("scales", weight.q_per_channel_scales().float(), persistent=False)
+        self.register_buffer("row_sums", self.weight.sum(1, dtype=torch.int32), persistent=False)
+        self.bias = None if bias is None else bias.detach().float().contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // self.in_features
+        if rows > MAX_ROWS or x.dtype != torch.float32:
+            return self.quantized(x)
+        flat = x.reshape(rows, self.in_features).contiguous()
+        out = torch.empty(rows, self.out_features)
+        scratch = torch.empty(rows * (self.in_features + 4), dtype=torch.uint8)
+        self.kernel(
+            rows,
+            self.out_features,
+            self.in_features,
+            flat.data_ptr(),
+            self.weight.data_ptr(),
+            self.row_sums.data_ptr(),
+            self.scales.data_ptr(),
+            0 if self.bias is None else self.bias.data_ptr(),
+            out.data_ptr(),
+            scratch.data_ptr(),
+            scratch.data_ptr() + rows * self.in_features,  # rows float32 scales
+            torch.get_num_threads(),
+        )
+        return out.view(*x.shape[:-1], self.out_features)
+
+
+def decode_attention(q: torch.Tensor, kv: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Attention of one query per row, (B, H, 1, D), over the first lengths[b] positions of
+    row b in one layer's fp32 cache kv (2, S, H, T_max, D); returns (B, H, 1, D)."""
+    lib = library()
+    assert lib is not None and kv.dtype == torch.float32 and kv.is_contiguous()
+    B, H, _, D = q.shape
+    _, S, _, T_max, _ = kv.shape
+    query = q.contiguous()
+    out = torch.empty_like(query)
+    scores = torch.empty(B * H * T_max)
+    getattr(lib, _ATTENTION)(
+        B, S, H, T_max, D, query.data_ptr(), kv.data_ptr(), lengths.data_ptr(), out.data_ptr(),
+        scores.data_ptr(), torch.get_num_threads(),
+    )  # fmt: skip
+    return out
+
+
+def use_int8_kernel(module: nn.Module) -> int:
+    """Wrap every dynamically quantised linear under `module` in Int8Linear (in place) when
+    the kernels run here; returns how many were wrapped."""
+    lib = library()
+    return 0 if lib is None else _wrap(module, getattr(lib, _LINEAR))
+
+
+def _wrap(module: nn.Module, kernel: ctypes._CFuncPtr) -> int:
+    wrapped = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, torch.ao.nn.quantized.dynamic.Linear):
+            setattr(module, name, Int8Linear(child, kernel))
+            wrapped += 1
+        else:
+            wrapped += _wrap(child, kernel)
+    return wrapped
+
+
+class _Linear(ctypes.Structure):
+    _fields_ = [("w", _P), ("wsum", _P), ("scale", _P), ("bias", _P), ("out", _I), ("in_", _I)]
+
+
+class _Layer(ctypes.Structure):  # kernels.c's Layer, field by field
+    _fields_ = [
+        ("C", _I), ("H", _I), ("D", _I), ("gelu_tanh", _I), ("eps", ctypes.c_float),
+        ("ln1_w", _P), ("ln1_b", _P), ("ln2_w", _P), ("ln2_b", _P),
+        ("qkv", _Linear), ("attn_out", _Linear), ("fc", _Linear), ("proj", _Linear),
+    ]  # fmt: skip
+
+
+def _linear_struct(linear: Int8Linear) -> _Linear:
+    bias = 0 if linear.bias is None else linear.bias.data_ptr()
+    return _Linear(
+        linear.weight.data_ptr(), linear.row_sums.data_ptr(), linear.scales.data_ptr(), bias,
+        linear.out_features, linear.in_features,
+    )  # fmt: skip
+
+
+class FusedDecode:
+    """GPT-2 blocks as kernels.c's Layer structs, for decode steps of at most MAX_ROWS rows:
+    one call per layer. The structs point into the blocks' tensors, which the engine owns
+    and this object keeps referenced; built once, after the weights are final."""
+
+    def __init__(self, blocks: nn.ModuleList, n_head: int, tanh_gelu: bool) -> None:
+        lib = library()
+        assert lib is not None
+        self.layer_fn = getattr(lib, _LAYER)
+        self.blocks = blocks  # keeps every pointed-to tensor alive
+        self.layers = [self._layer(block, n_head, tanh_gelu) for block in blocks]
+        self.width = blocks[0].fc.out_features
+        self.n_head = n_head
+
+    def __deepcopy__(self, memo: dict) -> None:
+        return None  # pointers cannot be copied: a copied engine runs without it
+
+    @staticmethod
+    def _layer(block: nn.Module, n_head: int, tanh_gelu: bool) -> _Layer:
+        C = block.ln_1.weight.shape[0]
+        lns = [t.detach().float().contiguous() for ln in (block.ln_1, block.ln_2)
+               for t in (ln.weight, ln.bias)]  # fmt: skip
+        block._fused_ln = lns  # the struct points into these
+        return _Layer(
+            C, n_head, C // n_head, int(tanh_gelu), block.ln_1.eps,
+            *(t.data_ptr() for t in lns),
+            *(_linear_struct(getattr(block, n)) for n in ("qkv", "attn_out", "fc", "proj")),
+        )  # fmt: skip
+
+    def run(self, x: torch.Tensor, kv: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x (B, C) fp32 through every block in place, rows 0..B-1 at their positions of
+        cache kv (L, 2, S, H, T_max, D) fp32; returns x."""
+        B, C = x.shape
+        _, _, S, H, T_max, _ = kv.shape
+        work = torch.empty(B * (6 * C + self.width + H * T_max + 1))
+        qwork = torch.empty(B * self.width, dtype=torch.uint8)
+        threads = torch.get_num_threads()
+        for layer, struct in enumerate(self.layers):
+            self.layer_fn(
+                ctypes.byref(struct), B, S, T_max, x.data_ptr(), kv[layer].data_ptr(),
+                positions.data_ptr(), work.data_ptr(), qwork.data_ptr(), threads,
+            )  # fmt: skip
+        return x
