@@ -37,7 +37,7 @@ FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
 _LINEAR = "relay_int8_linear"
 _ATTENTION = "relay_decode_attention"
 _LAYER = "relay_decode_layer"
-MAX_ROWS = 2  # at 4 rows fbgemm was faster (bench/int8_kernel.py)
+MAX_ROWS = 1  # from two rows on fbgemm was as fast or faster (bench/int8_kernel.py)
 _P, _I = ctypes.c_void_p, ctypes.c_int
 
 
