@@ -1,17 +1,18 @@
-"""The engine's own int8 kernel for decode steps (kernels.c), built with the C compiler
-on first use and loaded with ctypes.
+"""The engine's own decode kernels (kernels.c), built with the C compiler on first use and
+loaded with ctypes.
 
-Why not torch's int8 paths at one writer: a decode step multiplies one row (or a few) by
-every weight matrix, so it is bound by how fast the weights stream from memory. On this
-2-core AMD EPYC (AVX512-VNNI), one core reads ~25-30 GB/s; torch's dynamic int8 linear
-(fbgemm, x86 or onednn packing) reached ~14 GB/s on GPT-2 small's matrices at one row,
-`_weight_int8pack_mm` and `_int_mm` were slower still, and the kernel here ~24 GB/s
-(bench/int8_kernel.py). At more rows the weights are reused and fbgemm's GEMM wins, so
-`Int8Linear` sends only steps of at most `MAX_ROWS` rows here.
+Why not torch's int8 paths at one writer: a decode step multiplies one row by every weight
+matrix, so it is bound by how fast the weights stream from memory. On this 2-core AMD EPYC
+(AVX512-VNNI), one core reads ~26-33 GB/s; torch's dynamic int8 linear (fbgemm, x86 or
+onednn packing) reached ~12-15 GB/s on GPT-2 small's matrices at one row, and
+`_weight_int8pack_mm` and `_int_mm` were slower still (bench/int8_kernel.py). At one row
+`FusedDecode` runs a whole block per call (no ~15 torch operators per layer); at more rows
+the weights are reused, fbgemm's GEMM is as fast or faster, and only attention
+(`decode_attention`, 1.6-2.3x PyTorch's SDPA over an fp32 cache) runs here.
 
 Nothing depends on it: without gcc/cc, without AVX512-VNNI, or with RELAY_INT8_KERNEL=0
-every linear stays on torch's fbgemm path (the same int8 weights; only the activations'
-quantisation differs: per row and symmetric here, per tensor and asymmetric there).
+every step stays on torch's paths (the same int8 weights; only the activations'
+quantisation differs: per row and symmetric here, per tensor and asymmetric in fbgemm).
 """
 
 from __future__ import annotations
