@@ -59,12 +59,13 @@ dev: migrate
 	$(BIN)/flask run --debug --with-threads --host 127.0.0.1 --port 5000
 
 ## Debian packages the browser tests need (Chromium, and CJK fonts for the Korean pages),
-## and epubcheck for the EPUB export's test; skipped when already present.
+## epubcheck for the EPUB export's test, and nginx (the rate-limiting gateway of the remote
+## tests); skipped when already present.
 system-deps:
 	@command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" \
-		&& test -e /usr/bin/epubcheck || { \
+		&& test -e /usr/bin/epubcheck && test -x /usr/sbin/nginx || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
-		fonts-noto-cjk epubcheck >/dev/null; }
+		fonts-noto-cjk epubcheck nginx-light >/dev/null; }
 
 ## axe-core, from the npm registry, for the browser tests' accessibility check
 ## (tests/browser/test_axe.py injects it into every page); pinned, into build/ (ignored).

@@ -20,6 +20,7 @@ from tests.conftest import Factory, build_app, close_app
 from tests.generation.test_jobs import ai_turns, append, drain, wait_for, wait_job
 from tests.http_client import http_json
 from tests.remote.conftest import API_KEY, LlamaServer
+from tests.remote.gateway import Gateway
 from tests.scaled.stack import SseClient
 
 # The first test may build llama-server (5-20 minutes on 2 cores) when .ci/run has not.
@@ -278,3 +279,70 @@ def test_hiding_the_paragraph_cancels_its_in_flight_request(
         job = db.session.get(GenerationJob, job_id)
         assert (job.status, job.finish_reason) == ("failed", "withdrawn")
     assert not ai_turns(application, story_id)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, llama_server: LlamaServer) -> Iterator[Any]:
+    """gateway(rate, status, retry_after) -> a started nginx Gateway before the server."""
+    started = []
+
+    def start(rate: str, status: int, retry_after: int) -> Gateway:
+        root = tmp_path / f"nginx{len(started)}"
+        started.append(Gateway(root, llama_server.url, rate, status, retry_after).start())
+        return started[-1]
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+def _spend_the_allowance(proxy: Gateway) -> None:
+    """One completion through the gateway, so that the next one within its rate is refused."""
+    answer = httpx.post(
+        f"{proxy.url}/v1/completions", json={"prompt": "The sea", "max_tokens": 1},
+        headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_429_with_retry_after_is_waited_out_and_the_turn_appears_once(
+    remote_app, llama_server, gateway
+):
+    """Behind nginx allowing one completion per 3 s: is the job's first request refused
+    with 429 + Retry-After: 3, the next one sent after that wait (not after the 20 s
+    back-off the model is configured with), and the turn written once?"""
+    proxy = gateway("20r/m", 429, 3)
+    application = remote_app(llama_server.spec("remote-429", base_url=proxy.url, retry_backoff=20))
+    factory = Factory(application)
+    writer = factory.user()
+    story_id = factory.story(writer, model="remote-429", max_new_tokens=40)
+    _spend_the_allowance(proxy)
+    _, job_id = append(application, story_id, writer, "The keeper wrote to the sea.")
+    assert wait_job(application, job_id) == "done"
+    log = proxy.completions()
+    assert [status for _, status in log] == [200, 429, 200]
+    waited = log[2][0] - log[1][0]
+    assert 2.9 <= waited < 20, waited
+    assert len(ai_turns(application, story_id)) == 1
+
+
+def test_a_server_answering_503_on_every_try_fails_the_job_with_its_reason(
+    remote_app, llama_server, gateway
+):
+    """Behind nginx refusing every completion after the first with 503 + Retry-After: 1:
+    does the job try MAX_JOB_ATTEMPTS times, then fail with a message naming the answer,
+    leaving no turn?"""
+    from app.stories.jobs import MAX_JOB_ATTEMPTS
+
+    proxy = gateway("1r/m", 503, 1)
+    application = remote_app(llama_server.spec("remote-503", base_url=proxy.url))
+    factory = Factory(application)
+    writer = factory.user()
+    story_id = factory.story(writer, model="remote-503")
+    _spend_the_allowance(proxy)
+    _, job_id = append(application, story_id, writer, "The keeper wrote to the sea.")
+    assert wait_job(application, job_id) == "failed"
+    with application.app_context():
+        error = db.session.get(GenerationJob, job_id).error
+    assert "HTTP 503" in error and not ai_turns(application, story_id)
+    assert [status for _, status in proxy.completions()] == [200] + [503] * MAX_JOB_ATTEMPTS
