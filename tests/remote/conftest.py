@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scaled.stack import free_port, wait_healthy
+from tests.scaled.stack import free_port, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY_ENV = "RELAY_TEST_LLAMA_KEY"
@@ -100,13 +100,7 @@ class LlamaServer:
             "--port", str(self.port), "-c", str(CONTEXT * self.parallel),
             "-np", str(self.parallel), "-t", "1", "--api-key", API_KEY,
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-        try:
-            wait_healthy(self.process, f"{self.url}/health", 60)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}: {self.process.stderr.read()[-3000:]!r}") from None
+        self.process = start_server(command, f"{self.url}/health", 60)
         return self
 
     @contextlib.contextmanager

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.scaled.stack import free_port, wait_healthy
+from tests.scaled.stack import free_port, start_server
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -65,13 +65,7 @@ class Gateway:
     def start(self) -> Gateway:
         command = [NGINX, "-p", str(self.root), "-e", str(self.root / "error.log"),
                    "-c", str(self.root / "nginx.conf")]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-        try:
-            wait_healthy(self.process, f"{self.url}/health", 30)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}: {self.process.stderr.read()[-3000:]!r}") from None
+        self.process = start_server(command, f"{self.url}/health", 30)
         return self
 
     def stop(self) -> None:

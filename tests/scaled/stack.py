@@ -62,6 +62,21 @@ def wait_healthy(process: Any, url: str, timeout: float) -> None:
     raise RuntimeError(f"{url} did not answer 200 in {timeout:.0f} s")
 
 
+def start_server(command: list[str], health_url: str, timeout: float) -> Any:
+    """Popen `command` (its own session, stderr kept) and wait until `health_url` answers
+    200; a server that exits or stays silent raises with the end of its stderr."""
+    import subprocess
+
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        wait_healthy(process, health_url, timeout)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}: {process.stderr.read()[-3000:]!r}") from None
+    return process
+
+
 def build_word_model(tiny_dir: Path, out: Path) -> Path:
     """The tiny GPT-2 rewired so that every token it writes is a whole English word
     (never end-of-text): every job answers, with exactly max_new_tokens words.
