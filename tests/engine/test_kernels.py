@@ -31,22 +31,26 @@ def _quantized_linear(in_features: int, out_features: int, bias: bool = True) ->
 
 
 @needs_kernels
-@pytest.mark.parametrize("shape", [(768, 200, True), (100, 37, False), (64, 130, True)])
-def test_int8_linear_is_the_integer_product_of_its_weights(shape):
-    """Does a one-row call equal x quantised per row times the int8 weights, rescaled, plus
-    bias (input widths that are and are not multiples of 64, with and without bias)?"""
+@pytest.mark.parametrize("shape", [(768, 200, True), (100, 37, False), (90, 21, True)])
+@pytest.mark.parametrize("rows", [1, 3, 6])
+def test_int8_linear_is_the_integer_product_of_its_weights(shape, rows, monkeypatch):
+    """Does a call of a few rows equal each row quantised on its own times the int8 weights,
+    rescaled, plus bias (widths that are and are not multiples of 4, 16 and 64; with and
+    without bias; one row, a partial and a full group of four rows and more)?"""
+    monkeypatch.setattr(kernels, "MAX_ROWS", 8)
     in_features, out_features, bias = shape
     quantized = _quantized_linear(in_features, out_features, bias)
     linear = kernels.Int8Linear(quantized, getattr(kernels.library(), kernels._LINEAR))
-    x = torch.randn(1, 1, in_features) * 3
+    x = torch.randn(rows, 1, in_features) * torch.linspace(0.5, 4, rows)[:, None, None]
     got = linear(x)
-    scale = x.abs().max() / 127
-    xq = torch.round(x[0] / scale)
-    expected = (xq.double() @ linear.weight.double().T) * scale * linear.scales.double()
+    scale = x.abs().amax(dim=(1, 2)) / 127  # (rows,)
+    xq = torch.round(x[:, 0] / scale[:, None])
+    weight = quantized._packed_params._weight_bias()[0].int_repr()
+    expected = (xq.double() @ weight.double().T) * scale[:, None] * linear.scales.double()
     if bias:
         expected = expected + linear.bias.double()
-    assert got.shape == (1, 1, out_features)
-    torch.testing.assert_close(got[0].double(), expected, rtol=1e-5, atol=1e-4)
+    assert got.shape == (rows, 1, out_features)
+    torch.testing.assert_close(got[:, 0].double(), expected, rtol=1e-5, atol=1e-4)
     # and it stays close to torch's own int8 linear on the same weights
     torch.testing.assert_close(got, quantized(x), rtol=0.05, atol=0.05 * float(got.abs().max()))
 

@@ -6,8 +6,8 @@
  *   symmetrically to int8 (scale max|x| / 127), stored offset by 128 as uint8 for vpdpbusd
  *   (u8 x s8), and the offset removed with the weights' row sums:
  *     dot(x_s8, w) = dot(x_s8 + 128, w) - 128 * sum(w).
- *   Memory-bound at a few rows: each weight row is read once, in order, and used for up to
- *   four activation rows while it is in a register.
+ *   The weights are packed in blocks of 16 outputs (see block()): read once, in order,
+ *   and used for up to four activation rows while in a register.
  * relay_decode_attention: one query per row over that row's own cached positions (fp32).
  * relay_decode_layer: a whole GPT-2 block for a decode step of M rows in one call (layer
  *   norms, the four int8 linears, the cache write, attention, GELU, residuals), so a step
@@ -41,72 +41,89 @@ static inline __mmask16 tail16(int left) {
     return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
-static void quantize_rows(int M, int K, const float *x, uint8_t *xq, float *xscale) {
+/* Each row of x (M, K) as uint8: round(x / scale) + 128, scale = max|x| / 127, padded with
+ * 128 (zero) to K4 = K rounded up to 4 bytes. */
+static void quantize_rows(int M, int K, int K4, const float *x, uint8_t *xq, float *xscale) {
     for (int m = 0; m < M; m++) {
         const float *row = x + (int64_t)m * K;
         float amax = 0.0f;
         for (int k = 0; k < K; k++) amax = fmaxf(amax, fabsf(row[k]));
         float scale = amax > 0.0f ? amax / 127.0f : 1.0f;
         float inv = 1.0f / scale;
-        uint8_t *out = xq + (int64_t)m * K;
+        uint8_t *out = xq + (int64_t)m * K4;
         for (int k = 0; k < K; k++) out[k] = (uint8_t)(lrintf(row[k] * inv) + 128);
+        for (int k = K; k < K4; k++) out[k] = 128;
         xscale[m] = scale;
     }
 }
 
-/* Rows m0..m0+rows of y at output n: the weight row is read in order, 64 bytes at a time,
- * each chunk used for every activation row (two accumulators per row, even and odd chunks,
- * so consecutive vpdpbusd do not wait on each other). Reading one weight row after another
- * streams memory at ~24 GB/s on one core here; interleaving four rows ran at ~9. */
-static inline __attribute__((always_inline)) void tile(int K, int N, int n, int m0, const int rows,
-                                                        const uint8_t *xq, const int8_t *w,
-                                                        const int32_t *wsum, const float *wscale,
-                                                        const float *bias, const float *xscale,
-                                                        float *y) {
-    const int8_t *row = w + (int64_t)n * K;
+/* Rows m0..m0+rows of y for the 16 outputs of block nb. The block is K4 / 4 chunks of 64
+ * bytes, chunk g holding inputs 4g..4g+3 of each of the 16 outputs, so one vpdpbusd of a
+ * chunk against a row's four bytes (broadcast) adds them to all 16 sums at once: no
+ * horizontal sums, and the weights are read in order. */
+static inline __attribute__((always_inline)) void block(
+    int N, int K4, int nb, int m0, const int rows, const uint8_t *xq, const int8_t *w,
+    const int32_t *wsum, const float *wscale, const float *bias, const float *xscale,
+    float *y) {
+    const int G = K4 / 4;
+    const int8_t *chunks = w + (int64_t)nb * G * 64;
     __m512i acc[TILE_M][2];
     for (int m = 0; m < rows; m++) acc[m][0] = acc[m][1] = _mm512_setzero_si512();
-    for (int k = 0; k < K; k += 128) {  /* chunks k and k + 64 (a masked tail) */
-        __mmask64 m0mask = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
-        int rest = K - k - 64;
-        __mmask64 m1mask = rest >= 64 ? ~(__mmask64)0 : rest > 0 ? (((__mmask64)1 << rest) - 1) : 0;
-        __m512i w0 = _mm512_maskz_loadu_epi8(m0mask, row + k);
-        __m512i w1 = _mm512_maskz_loadu_epi8(m1mask, row + k + 64);
+    int g = 0;
+    for (; g + 1 < G; g += 2) {
+        __m512i w0 = _mm512_loadu_si512(chunks + (int64_t)g * 64);
+        __m512i w1 = _mm512_loadu_si512(chunks + (int64_t)(g + 1) * 64);
         for (int m = 0; m < rows; m++) {
-            const uint8_t *xrow = xq + (int64_t)(m0 + m) * K + k;
-            acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], _mm512_maskz_loadu_epi8(m0mask, xrow), w0);
-            acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], _mm512_maskz_loadu_epi8(m1mask, xrow + 64), w1);
+            const int32_t *xr = (const int32_t *)(xq + (int64_t)(m0 + m) * K4);
+            acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], _mm512_set1_epi32(xr[g]), w0);
+            acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], _mm512_set1_epi32(xr[g + 1]), w1);
         }
     }
+    if (g < G) {  /* an odd number of chunks */
+        __m512i w0 = _mm512_loadu_si512(chunks + (int64_t)g * 64);
+        for (int m = 0; m < rows; m++) {
+            const int32_t *xr = (const int32_t *)(xq + (int64_t)(m0 + m) * K4);
+            acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], _mm512_set1_epi32(xr[g]), w0);
+        }
+    }
+    const int n0 = nb * 16;
+    __mmask16 mask = tail16(N - n0);
+    __m512i offset = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mask, wsum + n0), 7);
+    __m512 ws = _mm512_maskz_loadu_ps(mask, wscale + n0);
+    __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias + n0) : _mm512_setzero_ps();
     for (int m = 0; m < rows; m++) {
-        int32_t dot = _mm512_reduce_add_epi32(_mm512_add_epi32(acc[m][0], acc[m][1]));
-        float v = (float)(dot - 128 * wsum[n]) * xscale[m0 + m] * wscale[n];
-        y[(int64_t)(m0 + m) * N + n] = bias ? v + bias[n] : v;
+        __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(acc[m][0], acc[m][1]), offset);
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(dot),
+                                 _mm512_mul_ps(ws, _mm512_set1_ps(xscale[m0 + m])));
+        _mm512_mask_storeu_ps(y + (int64_t)(m0 + m) * N + n0, mask, _mm512_add_ps(v, b));
     }
 }
 
-/* One call of tile() per row count, so each is compiled with its accumulators in registers. */
-static void tile_rows(int K, int N, int n, int m0, int rows, const uint8_t *xq,
-                      const int8_t *w, const int32_t *wsum, const float *wscale,
-                      const float *bias, const float *xscale, float *y) {
+/* One call of block() per row count, so each is compiled with its accumulators in registers. */
+static void block_rows(int N, int K4, int nb, int m0, int rows, const uint8_t *xq,
+                       const int8_t *w, const int32_t *wsum, const float *wscale,
+                       const float *bias, const float *xscale, float *y) {
     switch (rows) {
-    case 1: tile(K, N, n, m0, 1, xq, w, wsum, wscale, bias, xscale, y); break;
-    case 2: tile(K, N, n, m0, 2, xq, w, wsum, wscale, bias, xscale, y); break;
-    case 3: tile(K, N, n, m0, 3, xq, w, wsum, wscale, bias, xscale, y); break;
-    default: tile(K, N, n, m0, 4, xq, w, wsum, wscale, bias, xscale, y); break;
+    case 1: block(N, K4, nb, m0, 1, xq, w, wsum, wscale, bias, xscale, y); break;
+    case 2: block(N, K4, nb, m0, 2, xq, w, wsum, wscale, bias, xscale, y); break;
+    case 3: block(N, K4, nb, m0, 3, xq, w, wsum, wscale, bias, xscale, y); break;
+    default: block(N, K4, nb, m0, 4, xq, w, wsum, wscale, bias, xscale, y); break;
     }
 }
 
-/* xq (M, K) and xscale (M) are scratch space the caller provides. */
+/* w: the int8 weights packed by kernels.py's pack_weights (blocks of 16 outputs, see
+ * block()); wsum, wscale and bias (or NULL) per output. xq (M * K4 bytes) and xscale (M)
+ * are scratch space the caller provides. */
 void relay_int8_linear(int M, int N, int K, const float *x, const int8_t *w,
                        const int32_t *wsum, const float *wscale, const float *bias, float *y,
                        uint8_t *xq, float *xscale, int threads) {
-    quantize_rows(M, K, x, xq, xscale);
+    const int K4 = (K + 3) / 4 * 4, blocks = (N + 15) / 16;
+    quantize_rows(M, K, K4, x, xq, xscale);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int n = 0; n < N; n++)
+    for (int nb = 0; nb < blocks; nb++)
         for (int m0 = 0; m0 < M; m0 += TILE_M)
-            tile_rows(K, N, n, m0, M - m0 < TILE_M ? M - m0 : TILE_M, xq, w, wsum,
-                      wscale, bias, xscale, y);
+            block_rows(N, K4, nb, m0, M - m0 < TILE_M ? M - m0 : TILE_M, xq, w, wsum, wscale,
+                       bias, xscale, y);
 }
 
 /* softmax(scale * keys . query) . values over T positions of one head; s: T floats. */
@@ -213,7 +230,7 @@ static void add_into(int n, float *x, const float *y) {
 
 /* x (M, C) through one block, rows 0..M-1 at positions[m] of cache slots 0..M-1 of this
  * layer's kv (2, S, H, T_max, D). With F the MLP's width (fc.out), work holds
- * M * (6 C + F + H * T_max + 1) floats and qwork M * F bytes (F >= C). */
+ * M * (6 C + F + H * T_max + 1) floats and qwork M * (F + 3) bytes (F >= C). */
 void relay_decode_layer(const Layer *L, int M, int S, int T_max, float *x, float *kv,
                         const int64_t *positions, float *work, uint8_t *qwork, int threads) {
     const int C = L->C, H = L->H, D = L->D, F = L->fc.out;

@@ -5,9 +5,9 @@ Why not torch's int8 paths at one writer: a decode step multiplies one row by ev
 matrix, so it is bound by how fast the weights stream from memory. On this 2-core AMD EPYC
 (AVX512-VNNI), one core reads ~26-33 GB/s; torch's dynamic int8 linear (fbgemm, x86 or
 onednn packing) reached ~12-15 GB/s on GPT-2 small's matrices at one row, and
-`_weight_int8pack_mm` and `_int_mm` were slower still (bench/int8_kernel.py). At one row
-`FusedDecode` runs a whole block per call (no ~15 torch operators per layer); at more rows
-the weights are reused, fbgemm's GEMM is as fast or faster, and only attention
+`_weight_int8pack_mm` and `_int_mm` were slower still (bench/int8_kernel.py). At one or two
+rows `FusedDecode` runs a whole block per call (no ~15 torch operators per layer); from four
+rows on the weights are reused enough that fbgemm's GEMM is as fast or faster, and only attention
 (`decode_attention`, 1.6-2.3x PyTorch's SDPA over an fp32 cache) runs here.
 
 Nothing depends on it: without gcc/cc, without AVX512-VNNI, or with RELAY_INT8_KERNEL=0
@@ -38,7 +38,7 @@ FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
 _LINEAR = "relay_int8_linear"
 _ATTENTION = "relay_decode_attention"
 _LAYER = "relay_decode_layer"
-MAX_ROWS = 1  # from two rows on fbgemm was as fast or faster (bench/int8_kernel.py)
+MAX_ROWS = 2  # from four rows on fbgemm was as fast or faster (bench/int8_kernel.py)
 _P, _I = ctypes.c_void_p, ctypes.c_int
 
 
@@ -98,9 +98,21 @@ def _compile(compiler: str, library: Path) -> None:
             os.unlink(tmp)
 
 
+def pack_weights(weight: torch.Tensor) -> torch.Tensor:
+    """int8 weights (N, K) in kernels.c's layout: blocks of 16 outputs, each K4 / 4 chunks
+    of 64 bytes, chunk g holding inputs 4g..4g+3 of the block's 16 outputs (N padded to 16
+    outputs and K to K4, a multiple of 4, with zeros)."""
+    N, K = weight.shape
+    n16, k4 = -(-N // 16) * 16, -(-K // 4) * 4
+    padded = torch.zeros(n16, k4, dtype=torch.int8)
+    padded[:N, :K] = weight
+    return padded.view(n16 // 16, 16, k4 // 4, 4).permute(0, 2, 1, 3).contiguous()
+
+
 class Int8Linear(nn.Module):
     """A dynamically quantised linear whose few-row calls (decode steps) run the engine's
-    kernel on the same int8 weights; longer inputs (prefill) keep torch's fbgemm path."""
+    kernel on the same int8 weights; longer inputs (prefill) keep torch's fbgemm path.
+    The kernel's packed copy of the weights sits next to fbgemm's (twice the int8 bytes)."""
 
     def __init__(self, quantized: nn.Module, kernel: ctypes._CFuncPtr) -> None:
         """`kernel`: the library's relay_int8_linear."""
@@ -109,9 +121,10 @@ class Int8Linear(nn.Module):
         self.kernel = kernel
         weight, bias = quantized._packed_params._weight_bias()
         self.in_features, self.out_features = quantized.in_features, quantized.out_features
-        self.register_buffer("weight", weight.int_repr().contiguous(), persistent=False)
+        plain = weight.int_repr()
+        self.register_buffer("packed", pack_weights(plain), persistent=False)
         self.register_buffer("scales", weight.q_per_channel_scales().float(), persistent=False)
-        self.register_buffer("row_sums", self.weight.sum(1, dtype=torch.int32), persistent=False)
+        self.register_buffer("row_sums", plain.sum(1, dtype=torch.int32), persistent=False)
         self.bias = None if bias is None else bias.detach().float().contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,21 +133,14 @@ class Int8Linear(nn.Module):
             return self.quantized(x)
         flat = x.reshape(rows, self.in_features).contiguous()
         out = torch.empty(rows, self.out_features)
-        scratch = torch.empty(rows * (self.in_features + 4), dtype=torch.uint8)
+        xq = torch.empty(rows * (self.in_features + 3), dtype=torch.uint8)
+        xscale = torch.empty(rows)
         self.kernel(
-            rows,
-            self.out_features,
-            self.in_features,
-            flat.data_ptr(),
-            self.weight.data_ptr(),
-            self.row_sums.data_ptr(),
-            self.scales.data_ptr(),
-            0 if self.bias is None else self.bias.data_ptr(),
-            out.data_ptr(),
-            scratch.data_ptr(),
-            scratch.data_ptr() + rows * self.in_features,  # rows float32 scales
-            torch.get_num_threads(),
-        )
+            rows, self.out_features, self.in_features, flat.data_ptr(), self.packed.data_ptr(),
+            self.row_sums.data_ptr(), self.scales.data_ptr(),
+            0 if self.bias is None else self.bias.data_ptr(), out.data_ptr(), xq.data_ptr(),
+            xscale.data_ptr(), torch.get_num_threads(),
+        )  # fmt: skip
         return out.view(*x.shape[:-1], self.out_features)
 
 
@@ -188,7 +194,7 @@ class _Layer(ctypes.Structure):  # kernels.c's Layer, field by field
 def _linear_struct(linear: Int8Linear) -> _Linear:
     bias = 0 if linear.bias is None else linear.bias.data_ptr()
     return _Linear(
-        linear.weight.data_ptr(), linear.row_sums.data_ptr(), linear.scales.data_ptr(), bias,
+        linear.packed.data_ptr(), linear.row_sums.data_ptr(), linear.scales.data_ptr(), bias,
         linear.out_features, linear.in_features,
     )  # fmt: skip
 
@@ -228,7 +234,7 @@ class FusedDecode:
         B, C = x.shape
         _, _, S, H, T_max, _ = kv.shape
         work = torch.empty(B * (6 * C + self.width + H * T_max + 1))
-        qwork = torch.empty(B * self.width, dtype=torch.uint8)
+        qwork = torch.empty(B * (self.width + 3), dtype=torch.uint8)
         threads = torch.get_num_threads()
         for layer, struct in enumerate(self.layers):
             self.layer_fn(
