@@ -1,7 +1,9 @@
 """Profile one decode step of the engine (torch.profiler) on the GPT-2-small shape.
 
 Fills B slots with 300-token prompts, runs a few steps, times ten, then prints
-torch.profiler's table for five more: which operators a step spends its time in.
+torch.profiler's table for five more: which operators a step spends its time in. Time in
+the engine's own kernels (kernels.py, called through ctypes) is not in the table: the step
+time less the table's total is theirs. `--no-kernels` profiles torch's paths alone.
 
 Usage: .venv/bin/python bench/profile_engine.py [--precision int8] [--batch 16] [--threads 2]
 """
@@ -9,6 +11,7 @@ Usage: .venv/bin/python bench/profile_engine.py [--precision int8] [--batch 16] 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +39,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--prompt-tokens", type=int, default=300)
+    p.add_argument("--no-kernels", action="store_true", help="RELAY_INT8_KERNEL=0")
     args = p.parse_args()
+    if args.no_kernels:
+        os.environ["RELAY_INT8_KERNEL"] = "0"
     torch.set_num_threads(args.threads)
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -58,7 +64,9 @@ def main() -> None:
     for _ in range(10):
         engine.step()
     step = (time.perf_counter() - started) / 10
-    print(f"{args.precision} B={args.batch} threads={args.threads}: decode step {step * 1e3:.1f} ms"
+    kernels = "off" if engine.net.attention is None else "on"
+    print(f"{args.precision} B={args.batch} threads={args.threads} kernels {kernels}:"
+          f" decode step {step * 1e3:.1f} ms"
           f" = {args.batch / step:.1f} tok/s")  # fmt: skip
     from torch.profiler import ProfilerActivity, profile
 
