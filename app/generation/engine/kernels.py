@@ -5,9 +5,9 @@ Why not torch's int8 paths at one writer: a decode step multiplies one row by ev
 matrix, so it is bound by how fast the weights stream from memory. On this 2-core AMD EPYC
 (AVX512-VNNI), one core reads ~26-33 GB/s; torch's dynamic int8 linear (fbgemm, x86 or
 onednn packing) reached ~12-15 GB/s on GPT-2 small's matrices at one row, and
-`_weight_int8pack_mm` and `_int_mm` were slower still (bench/int8_kernel.py). At one or two
-rows `FusedDecode` runs a whole block per call (no ~15 torch operators per layer); from four
-rows on the weights are reused enough that fbgemm's GEMM is as fast or faster, and only attention
+`_weight_int8pack_mm` and `_int_mm` were slower still (bench/int8_kernel.py). Up to four
+rows `FusedDecode` runs a whole block per call (no ~15 torch operators per layer); beyond,
+the weights are reused enough that fbgemm's GEMM is as fast or faster, and only attention
 (`decode_attention`, 1.6-2.3x PyTorch's SDPA over an fp32 cache) runs here.
 
 Nothing depends on it: without gcc/cc, without AVX512-VNNI, or with RELAY_INT8_KERNEL=0
@@ -38,7 +38,10 @@ FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
 _LINEAR = "relay_int8_linear"
 _ATTENTION = "relay_decode_attention"
 _LAYER = "relay_decode_layer"
-MAX_ROWS = 2  # from four rows on fbgemm was as fast or faster (bench/int8_kernel.py)
+MAX_ROWS = 2  # Int8Linear: from four rows on fbgemm was as fast or faster (bench/int8_kernel.py)
+# FusedDecode, up to this many rows: a block per call beat torch's operators around fbgemm by
+# 1.15x (GPT-2 small) and 1.5-1.8x (default-en) at 4 rows; even at 8 and 16 (one thread).
+FUSED_ROWS = 4
 _P, _I = ctypes.c_void_p, ctypes.c_int
 
 
@@ -200,7 +203,7 @@ def _linear_struct(linear: Int8Linear) -> _Linear:
 
 
 class FusedDecode:
-    """GPT-2 blocks as kernels.c's Layer structs, for decode steps of at most MAX_ROWS rows:
+    """GPT-2 blocks as kernels.c's Layer structs, for decode steps of at most `max_rows` rows:
     one call per layer. The structs point into the blocks' tensors, which the engine owns
     and this object keeps referenced; built once, after the weights are final."""
 
@@ -212,6 +215,7 @@ class FusedDecode:
         self.layers = [self._layer(block, n_head, tanh_gelu) for block in blocks]
         self.width = blocks[0].fc.out_features
         self.n_head = n_head
+        self.max_rows = FUSED_ROWS
 
     def __deepcopy__(self, memo: dict) -> None:
         return None  # pointers cannot be copied: a copied engine runs without it

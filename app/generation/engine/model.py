@@ -21,8 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.generation.engine.kernels import MAX_ROWS
-
 _ACTIVATIONS = {
     "gelu_new": "tanh",
     "gelu_pytorch_tanh": "tanh",
@@ -164,8 +162,9 @@ class GPT2Engine(nn.Module):
         flat = ((j[None, :, None] * S + rows[:, None, None]) * H + heads[None, None, :]) * T_max
         flat = (flat + positions[:, None, None]).flatten()  # (B * 2 * H,)
         kv_dtype = cache.kv.dtype
-        if self.fused is not None and B <= MAX_ROWS and kv_dtype == torch.float32:
-            x = self.fused.run(x[:, 0].contiguous(), cache.kv, positions).unsqueeze(1)
+        fused = self.fused if kv_dtype == torch.float32 else None
+        if fused is not None and fused.max_rows >= B:  # whole blocks in the engine's kernels
+            x = fused.run(x[:, 0].contiguous(), cache.kv, positions).unsqueeze(1)
             return self._head(x, rows, positions, hidden)
         own = self.attention if kv_dtype == torch.float32 and cache.kv.is_cpu else None
         lengths = positions + 1

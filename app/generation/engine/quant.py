@@ -11,7 +11,7 @@
   `quantize_head=False`; it is a third of GPT-2 small's weights.
 
 Where the engine's own kernels run (kernels.py: AVX512-VNNI and a C compiler), int8 decode
-steps use them for the linears at one or two rows and for attention over an fp32 cache,
+steps of up to four rows run whole blocks in them, and attention over an fp32 cache always,
 which "auto" then keeps.
 
 The KV cache (`kv_cache`): "auto" keeps it in the weights' dtype, except for int8
