@@ -45,13 +45,19 @@ FUSED_ROWS = 4
 _P, _I = ctypes.c_void_p, ctypes.c_int
 
 
+def _cpu_flags() -> str:
+    """The first CPU's flags line of /proc/cpuinfo ("" where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    return next((line for line in text.splitlines() if line.startswith("flags")), "") + " "
+
+
 def cpu_has_vnni() -> bool:
     """Whether this CPU has AVX512-VNNI (Linux: /proc/cpuinfo's flags)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_vnni" in flags and " avx512bw" in flags
+    flags = _cpu_flags()
+    return " avx512_vnni " in flags and " avx512bw " in flags
 
 
 def _cache_dir() -> Path:
@@ -69,7 +75,9 @@ def library() -> ctypes.CDLL | None:
     if compiler is None or not cpu_has_vnni():
         return None
     source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join((compiler, *FLAGS)).encode()).hexdigest()[:16]
+    # -march=native: a library built on another CPU (a shared home) is never loaded here
+    built_for = " ".join((compiler, *FLAGS, _cpu_flags()))
+    key = hashlib.sha256(source + built_for.encode()).hexdigest()[:16]
     path = _cache_dir() / f"kernels-{key}.so"
     try:
         if not path.exists():
@@ -214,7 +222,6 @@ class FusedDecode:
         self.blocks = blocks  # keeps every pointed-to tensor alive
         self.layers = [self._layer(block, n_head, tanh_gelu) for block in blocks]
         self.width = blocks[0].fc.out_features
-        self.n_head = n_head
         self.max_rows = FUSED_ROWS
 
     def __deepcopy__(self, memo: dict) -> None:

@@ -144,15 +144,22 @@ class GPT2Engine(nn.Module):
         With `hidden` (S, T_max, C), each row's unit final hidden state is written at its
         position."""
         B = tokens.shape[0]
-        t_max = int(positions.max()) + 1
         rows = torch.arange(B, device=tokens.device)
         x = (self.wte[tokens] + self.wpe[positions]).unsqueeze(1)  # (B, 1, C)
-        # Each row sees its own cache up to and including its new position (no mask needed
-        # when every row is at the last position: one writer, or a batch that started together).
-        mask = None
-        if B > 1 and bool((positions != t_max - 1).any()):
-            keep = torch.arange(t_max, device=tokens.device)[None, :] <= positions[:, None]
-            mask = keep[:, None, None, :]  # (B, 1, 1, T)
+        kv_dtype = cache.kv.dtype
+        own = kv_dtype == torch.float32 and cache.kv.is_cpu  # the engine's kernels read this
+        if own and self.fused is not None and self.fused.max_rows >= B:  # whole blocks there
+            x = self.fused.run(x[:, 0].contiguous(), cache.kv, positions).unsqueeze(1)
+            return self._head(x, rows, positions, hidden)
+        attention = self.attention if own else None
+        lengths, t_max, mask = positions + 1, 0, None
+        if attention is None:  # SDPA over views up to the longest row, masked per row
+            t_max = int(positions.max()) + 1
+            # No mask when every row is at the last position (one writer, or a batch that
+            # started together).
+            if B > 1 and bool((positions != t_max - 1).any()):
+                keep = torch.arange(t_max, device=tokens.device)[None, :] <= positions[:, None]
+                mask = keep[:, None, None, :]  # (B, 1, 1, T)
         H, S, T_max = self.n_head, cache.slots, cache.max_len
         D = self.n_embd // H
         # Row (j, b, h, positions[b]) of a layer's cache (j: 0 keys, 1 values) seen as
@@ -161,19 +168,12 @@ class GPT2Engine(nn.Module):
         heads = torch.arange(H, device=tokens.device)
         flat = ((j[None, :, None] * S + rows[:, None, None]) * H + heads[None, None, :]) * T_max
         flat = (flat + positions[:, None, None]).flatten()  # (B * 2 * H,)
-        kv_dtype = cache.kv.dtype
-        fused = self.fused if kv_dtype == torch.float32 else None
-        if fused is not None and fused.max_rows >= B:  # whole blocks in the engine's kernels
-            x = fused.run(x[:, 0].contiguous(), cache.kv, positions).unsqueeze(1)
-            return self._head(x, rows, positions, hidden)
-        own = self.attention if kv_dtype == torch.float32 and cache.kv.is_cpu else None
-        lengths = positions + 1
         for layer, block in enumerate(self.blocks):
             qkv = block.qkv(block.ln_1(x)).to(kv_dtype).view(B, 3, H, D)
             cache.kv[layer].view(-1, D).index_copy_(0, flat, qkv[:, 1:].reshape(B * 2 * H, D))
             q = qkv[:, 0].unsqueeze(2)  # (B, H, 1, D)
-            if own is not None:  # each row over its own length: no mask
-                y = own(q, cache.kv[layer], lengths)
+            if attention is not None:  # each row over its own length: no mask
+                y = attention(q, cache.kv[layer], lengths)
             else:
                 keys = cache.kv[layer, 0, :B, :, :t_max]  # (B, H, T, D) view
                 values = cache.kv[layer, 1, :B, :, :t_max]
