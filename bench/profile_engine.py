@@ -3,9 +3,11 @@
 Fills B slots with 300-token prompts, runs a few steps, times ten, then prints
 torch.profiler's table for five more: which operators a step spends its time in. Time in
 the engine's own kernels (kernels.py, called through ctypes) is not in the table: the step
-time less the table's total is theirs. `--no-kernels` profiles torch's paths alone.
+time less the table's total is theirs. `--no-kernels` profiles torch's paths alone;
+`--fused-rows 0` keeps the kernels but runs the blocks operator by operator.
 
 Usage: .venv/bin/python bench/profile_engine.py [--precision int8] [--batch 16] [--threads 2]
+       [--model models/default-en] [--no-kernels | --fused-rows N]
 """
 
 from __future__ import annotations
@@ -40,16 +42,26 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--prompt-tokens", type=int, default=300)
     p.add_argument("--no-kernels", action="store_true", help="RELAY_INT8_KERNEL=0")
+    p.add_argument(
+        "--fused-rows", type=int, default=None,
+        help="whole blocks per kernel call up to this many rows (0: block by block)",
+    )  # fmt: skip
+    p.add_argument("--model", default="", help="a model folder (default: random GPT-2 small)")
     args = p.parse_args()
     if args.no_kernels:
         os.environ["RELAY_INT8_KERNEL"] = "0"
     torch.set_num_threads(args.threads)
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config()).eval()
+    if args.model:
+        model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    else:
+        model = GPT2LMHeadModel(GPT2Config()).eval()
     engine = Engine(model, _Letters(), args.precision, max_batch=args.batch, start=False)
     engine.prefill_tokens = 10**6  # admit everyone in the first step
+    if args.fused_rows is not None and engine.net.fused is not None:
+        engine.net.fused.max_rows = args.fused_rows
     params = SamplingParams(temperature=0.8, top_p=0.9, top_k=50, max_new_tokens=500)
     gen = torch.Generator().manual_seed(1)
     for i in range(args.batch):
@@ -65,6 +77,8 @@ def main() -> None:
         engine.step()
     step = (time.perf_counter() - started) / 10
     kernels = "off" if engine.net.attention is None else "on"
+    if engine.net.fused is not None:
+        kernels += f", whole blocks up to {engine.net.fused.max_rows} rows"
     print(f"{args.precision} B={args.batch} threads={args.threads} kernels {kernels}:"
           f" decode step {step * 1e3:.1f} ms"
           f" = {args.batch / step:.1f} tok/s")  # fmt: skip
