@@ -4,11 +4,11 @@ loaded with ctypes.
 Why not torch's int8 paths at one writer: a decode step multiplies one row by every weight
 matrix, so it is bound by how fast the weights stream from memory. On this 2-core AMD EPYC
 (AVX512-VNNI), one core reads ~26-33 GB/s; torch's dynamic int8 linear (fbgemm, x86 or
-onednn packing) reached ~12-15 GB/s on GPT-2 small's matrices at one row, and
+onednn packing) reached ~12-17 GB/s on GPT-2 small's matrices at one row, and
 `_weight_int8pack_mm` and `_int_mm` were slower still (bench/int8_kernel.py). Up to four
 rows `FusedDecode` runs a whole block per call (no ~15 torch operators per layer); beyond,
 the weights are reused enough that fbgemm's GEMM is as fast or faster, and only attention
-(`decode_attention`, 1.6-2.3x PyTorch's SDPA over an fp32 cache) runs here.
+(`decode_attention`, 1.4-2.4x PyTorch's SDPA over an fp32 cache) runs here.
 
 Nothing depends on it: without gcc/cc, without AVX512-VNNI, or with RELAY_INT8_KERNEL=0
 every step stays on torch's paths (the same int8 weights; only the activations'
@@ -39,8 +39,9 @@ _LINEAR = "relay_int8_linear"
 _ATTENTION = "relay_decode_attention"
 _LAYER = "relay_decode_layer"
 MAX_ROWS = 2  # Int8Linear: from four rows on fbgemm was as fast or faster (bench/int8_kernel.py)
-# FusedDecode, up to this many rows: a block per call beat torch's operators around fbgemm by
-# 1.15x (GPT-2 small) and 1.5-1.8x (default-en) at 4 rows; even at 8 and 16 (one thread).
+# FusedDecode, up to this many rows: at 4 a block per call beat the same kernels block by
+# block 1.13-1.19x (GPT-2 small) and 1.46-1.74x (default-en); at 8 rows GPT-2 small broke even
+# (bench/profile_engine.py --fused-rows, one thread).
 FUSED_ROWS = 4
 _P, _I = ctypes.c_void_p, ctypes.c_int
 
