@@ -3,7 +3,7 @@ loaded with ctypes.
 
 Why not torch's int8 paths at one writer: a decode step multiplies one row by every weight
 matrix, so it is bound by how fast the weights stream from memory. On this 2-core AMD EPYC
-(AVX512-VNNI), one core reads ~26-33 GB/s; torch's dynamic int8 linear (fbgemm, x86 or
+(AVX512-VNNI), one core reads ~26-37 GB/s; torch's dynamic int8 linear (fbgemm, x86 or
 onednn packing) reached ~12-17 GB/s on GPT-2 small's matrices at one row, and
 `_weight_int8pack_mm` and `_int_mm` were slower still (bench/int8_kernel.py). Up to four
 rows `FusedDecode` runs a whole block per call (no ~15 torch operators per layer); beyond,
